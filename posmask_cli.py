@@ -1,0 +1,56 @@
+"""`posmask` console entry point: one subcommand per job, each owned by its package.
+
+Each subcommand module defines `HELP`, `add_arguments(parser)` and `run(args) -> int`, and keeps
+heavy imports inside `run` so that `posmask --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from shards.errors import UserError
+
+COMMANDS: dict[str, str] = {
+    "make-scenes": "pipeline.scenes.cli",
+    "tag-shards": "pipeline.cli",
+    "pretrain": "trainer.cli",
+    "eval": "evaluation.cli_eval",
+    "report": "evaluation.cli_report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="posmask", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and turn user errors into one clear line with a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except UserError as err:
+        print(f"posmask {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"posmask {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

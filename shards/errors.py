@@ -1,0 +1,9 @@
+"""Errors meant for the user: the CLI prints them as one line and exits non-zero."""
+
+
+class UserError(Exception):
+    """Wrong usage or bad input that the user can fix; printed as one line, never a traceback."""
+
+
+class SchemaVersionError(UserError):
+    """A shard directory written with a schema version this reader does not know."""
