@@ -1,0 +1,232 @@
+"""`posmask eval`: evaluate a pre-trained run on retrieval, VALSE, VQA and the caption probe."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shards.errors import UserError
+
+HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
+TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")
+DEFAULT_SCENES = "data/scenes/eval"
+log = logging.getLogger("evaluation")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `posmask eval`."""
+    parser.add_argument("--run", required=True, help="run directory (model.safetensors + config.json)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
+    parser.add_argument("--data", help="one task: its annotation file or folder (retrieval JSON, VALSE folder or "
+                        "file, VQA folder, COCO captions JSON for the probe); several tasks: a folder laid out like "
+                        "the scenes eval set. Default: the scenes eval set")
+    parser.add_argument("--images", help="image root; for VALSE also SOURCE=DIR,... with sources coco2017, "
+                        "coco2014, visual7w, swig, visdial (a bare DIR serves every source)")
+    parser.add_argument("--scenes", default=DEFAULT_SCENES, help=f"scenes eval folder (default {DEFAULT_SCENES})")
+    parser.add_argument("--out", help="results folder (default RUN/eval)")
+    parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch when encoding (default 64)")
+    parser.add_argument("--workers", type=int, help="image-decoding workers (default: by CPU count)")
+    parser.add_argument("--gpus", type=int, default=1, help="processes for VQA fine-tuning (relaunches under torchrun)")
+    g = parser.add_argument_group("retrieval")
+    g.add_argument("--k", type=int, default=128, help="top-k by ITC re-ranked with ITM (default 128)")
+    g.add_argument("--itm-batch-size", type=int, default=256, help="pairs per ITM batch (default 256)")
+    g.add_argument("--ties", choices=("pessimistic", "optimistic", "expected"), default="pessimistic",
+                   help="how score ties count in recall@k (default pessimistic)")
+    g = parser.add_argument_group("VALSE")
+    g.add_argument("--valse-all", action="store_true", help="score every entry, not only the valid subset")
+    g = parser.add_argument_group("VQA")
+    g.add_argument("--vqa-answers", help="answer list JSON (e.g. the standard 3,129); default: top-K training answers")
+    g.add_argument("--vqa-top-k", type=int, default=3129, help="answers kept without --vqa-answers (default 3129)")
+    g.add_argument("--vqa-epochs", type=float, default=8.0, help="fine-tuning epochs (default 8)")
+    g.add_argument("--vqa-warmup-epochs", type=float, default=1.0, help="linear warm-up epochs (default 1)")
+    g.add_argument("--vqa-batch-size", type=int, default=32, help="per-process batch (default 32)")
+    g.add_argument("--vqa-lr", type=float, default=2e-5, help="AdamW learning rate (default 2e-5)")
+    g.add_argument("--vqa-head-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the new head")
+    g.add_argument("--vqa-weight-decay", type=float, default=0.02, help="AdamW weight decay (default 0.02)")
+    g.add_argument("--vqa-eval-split", default="val", help="split to predict: val (scored) or test-dev etc.")
+    g = parser.add_argument_group("probe")
+    g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions")
+    g.add_argument("--probe-per-image", type=int, default=1, help="captions probed per image (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probe's perturbations and VQA fine-tuning")
+
+
+def parse_tasks(spec: str) -> list[str]:
+    """Validated task list in the given order."""
+    tasks = [t.strip().lower() for t in spec.split(",") if t.strip()]
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise UserError(f"--tasks: unknown {bad or spec!r}; valid: {','.join(TASKS)}")
+    return list(dict.fromkeys(tasks))
+
+
+def task_inputs(task: str, args: argparse.Namespace, several: bool) -> dict[str, Any]:
+    """Where one task reads its annotations and images, from --data / --images / --scenes."""
+    layout = Path(args.data) if args.data and (several or _is_layout(Path(args.data), task)) else None
+    if layout is None and not args.data:
+        layout = Path(args.scenes)
+        if not layout.is_dir():
+            raise UserError(f"no --data given and the scenes eval set {layout} does not exist "
+                            "(run `posmask make-scenes` first, or pass --data)")
+    images = args.images
+    if layout is not None:
+        images = images or str(layout / "images")
+        data = {"retrieval": layout / "retrieval.json", "valse": layout / "valse", "vqa": layout / "vqa",
+                "probe": layout / "captions.json"}[task]
+        return {"data": data, "images": images, "layout": layout}
+    if task != "valse" and not images:
+        raise UserError(f"{task}: --images ROOT is needed with --data {args.data}")
+    return {"data": Path(args.data), "images": images, "layout": None}
+
+
+def _is_layout(path: Path, task: str) -> bool:
+    """Whether a folder is a scenes-style eval root rather than the task's own folder."""
+    marker = {"retrieval": "retrieval.json", "valse": "valse", "vqa": "vqa", "probe": "captions.json"}[task]
+    return path.is_dir() and (path / marker).exists()
+
+
+def relaunch_with_torchrun(gpus: int) -> int:
+    """Re-run this very command under torchrun with `gpus` processes."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+           "-m", "posmask_cli", *sys.argv[1:]]
+    log.info("relaunching: %s", " ".join(cmd))
+    return subprocess.call(cmd)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the run on each task; results go to RUN/eval/<task>.json."""
+    tasks = parse_tasks(args.tasks)
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise UserError(f"--run {run_dir}: no such directory")
+    if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        return relaunch_with_torchrun(args.gpus)
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
+        tasks = (["vqa"] if "vqa" in tasks else []) + ([t for t in tasks if t != "vqa"] if rank == 0 else [])
+    several = len(tasks) > 1
+    inputs = {t: task_inputs(t, args, several) for t in tasks}  # check paths before loading the model
+
+    from evaluation.common import load_model, pick_device
+
+    device = pick_device(args.device)
+    if world > 1 and device.type == "cuda":
+        import torch
+
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    out_dir = Path(args.out) if args.out else run_dir / "eval"
+    model = load_model(run_dir, device)
+    log.info("evaluating %s on %s (%s)", run_dir, device, ",".join(tasks))
+    summary: dict[str, Any] = {}
+    for task in tasks:
+        start = time.time()
+        result = RUNNERS[task](model, inputs[task], args, device, out_dir, rank)
+        if result is None:
+            continue
+        result.update({"run": str(run_dir), "data": str(inputs[task]["data"]), "images": str(inputs[task]["images"]),
+                       "device": str(device), "seconds": round(time.time() - start, 1)})
+        if rank == 0:
+            from evaluation.common import write_result
+
+            write_result(out_dir / f"{task}.json", result)
+        summary[task] = result
+        if task == "vqa" and task != tasks[-1]:
+            model = load_model(run_dir, device)  # fine-tuning changed the weights: reload for zero-shot tasks
+    if rank == 0:
+        print_summary(summary, out_dir)
+    return 0
+
+
+def _retrieval(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+    from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
+
+    data = load_retrieval_set(inp["data"], inp["images"])
+    return evaluate_retrieval(model, data, device, k=args.k, batch_size=args.batch_size,
+                              itm_batch_size=args.itm_batch_size, ties=args.ties, workers=args.workers)
+
+
+def _valse(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+    from evaluation.common import write_result
+    from evaluation.valse import evaluate_valse, load_valse, parse_image_roots
+
+    pieces = load_valse(inp["data"], valid_only=not args.valse_all)
+    roots = parse_image_roots(inp["images"])
+    result, rows = evaluate_valse(model, pieces, roots, device, batch_size=max(1, args.batch_size // 2),
+                                  workers=args.workers)
+    result["valid_only"] = not args.valse_all
+    write_result(out_dir / "valse_entries.json", rows)
+    return result
+
+
+def _vqa(model, inp, args, device, out_dir, rank) -> dict[str, Any] | None:
+    from evaluation.common import write_result
+    from evaluation.vqa import VQASettings, run_vqa
+    from evaluation.vqa_data import answer_vocab, find_vqa_files, load_split
+
+    files = find_vqa_files(inp["data"], args.vqa_eval_split)
+    train = load_split("train", files.train_questions, files.train_annotations, inp["images"], True)
+    evals = load_split(args.vqa_eval_split, files.eval_questions, files.eval_annotations, inp["images"])
+    vocab = answer_vocab(args.vqa_answers, train, args.vqa_top_k)
+    settings = VQASettings(epochs=args.vqa_epochs, warmup_epochs=args.vqa_warmup_epochs,
+                           batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
+                           weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
+                           eval_batch_size=args.batch_size)
+    result, predictions = run_vqa(model, train, evals, vocab, settings, device)
+    if rank != 0:
+        return None
+    name = f"vqa_predictions_{args.vqa_eval_split}.json"
+    write_result(out_dir / name, predictions)
+    result["predictions"] = name
+    return result
+
+
+def _probe(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+    from evaluation.probe import load_probe_items, run_probe
+
+    tags = args.probe_tags
+    if tags is None:
+        layout = inp["layout"]
+        candidates = [layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []
+        tags = next((str(c) for c in candidates if (c / "captions.parquet").is_file() or c.is_file()), None)
+        if tags is None:
+            raise UserError("probe: no UPOS tags for the captions; run `posmask tag-shards` on "
+                            f"{inp['data']} and pass its output with --probe-tags")
+    items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)
+    result = run_probe(model, items, device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
+                       workers=args.workers)
+    result["tags"] = str(tags)
+    return result
+
+
+RUNNERS = {"retrieval": _retrieval, "valse": _valse, "vqa": _vqa, "probe": _probe}
+
+
+def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    """A few headline numbers on stdout."""
+    lines = []
+    if "retrieval" in summary:
+        m = summary["retrieval"]["metrics"]
+        lines.append(f"retrieval  TR R@1/5/10 {m['tr_r1']:.1f}/{m['tr_r5']:.1f}/{m['tr_r10']:.1f}  "
+                     f"IR R@1/5/10 {m['ir_r1']:.1f}/{m['ir_r5']:.1f}/{m['ir_r10']:.1f}  mean {m['r_mean']:.1f}")
+    if "valse" in summary:
+        v = summary["valse"]
+        pieces = "  ".join(f"{k} {r['acc_r']:.1f}" for k, r in v["pieces"].items() if r["status"] == "ok")
+        lines.append(f"valse      acc_r avg {v['average']['acc_r']:.1f} ({pieces})"
+                     + (f"  not run: {','.join(v['not_run'])}" if v["not_run"] else ""))
+    if "vqa" in summary and "metrics" in summary["vqa"]:
+        m = summary["vqa"]["metrics"]
+        lines.append(f"vqa        overall {m['overall']:.2f}  " +
+                     "  ".join(f"{t} {a:.2f}" for t, a in m["per_answer_type"].items()))
+    if "probe" in summary:
+        v = summary["probe"]["variants"]
+        lines.append("probe      " + "  ".join(
+            f"{n} p={r['mean_match_prob']:.2f}" + (f"/wins {r['original_wins']:.0f}%" if n != "original" else "")
+            for n, r in v.items()))
+    print("\n".join(lines + [f"results in {out_dir}"]))

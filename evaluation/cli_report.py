@@ -1,0 +1,39 @@
+"""`posmask report`: thesis-style tables and figures across runs, in one folder with an index page."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from shards.errors import UserError
+
+HELP = "write Markdown tables and figures comparing runs (retrieval, VALSE, VQA, ratio, probe, losses, POS histogram)"
+log = logging.getLogger("evaluation")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `posmask report`."""
+    parser.add_argument("--runs", nargs="+", required=True, help="run directories to compare")
+    parser.add_argument("--out", default="report", help="report folder (default report)")
+    parser.add_argument("--title", default="posmask report", help="title of index.md")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load every run's results and write the report."""
+    from evaluation.report import build_report
+    from evaluation.runs import load_run
+
+    paths = [Path(p) for p in args.runs]
+    bad = [str(p) for p in paths if not p.is_dir()]
+    if bad:
+        raise UserError(f"--runs: not a directory: {', '.join(bad)}")
+    runs = [load_run(p) for p in paths]
+    if not any(r.results for r in runs) and not any((r.path / "metrics.jsonl").is_file() for r in runs):
+        raise UserError("none of the runs has evaluation results (RUN/eval/*.json) or metrics.jsonl; "
+                        "run `posmask eval` first")
+    for r in runs:
+        if not r.results:
+            log.warning("%s has no evaluation results yet", r.path)
+    index = build_report(runs, Path(args.out), args.title)
+    print(f"report: {index}")
+    return 0

@@ -1,0 +1,152 @@
+"""Caption-perturbation probe: does the model align whole captions or only the visual nouns?
+
+Input: the UPOS tags of evaluation captions (`captions.parquet` of a `posmask tag-shards` output,
+made from a COCO-format captions file) and that COCO captions file + image root (to find each
+caption's image). Per image, one caption and its perturbations (see `probe_perturb`) are scored
+with the ITM head. Output: mean match probability per variant and the share of images for which
+the original caption beats each variant.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.common import load_json
+from evaluation.probe_perturb import VARIANTS, Vocabulary, is_probeable, perturb
+from shards.errors import UserError
+
+log = logging.getLogger(__name__)
+UPOS_COLUMNS: tuple[str, ...] = ("upos", "word_upos", "words_upos", "word_pos")
+
+
+@dataclass
+class ProbeItem:
+    """One image, one tagged caption."""
+
+    image: Path
+    image_id: str
+    words: list[str]
+    upos: list[int]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
+
+
+def find_tags(path: str | os.PathLike[str]) -> Path:
+    """captions.parquet itself, or inside the given shard output directory."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "captions.parquet"
+    if not p.is_file():
+        raise UserError(f"probe: no captions.parquet at {path}; tag the evaluation captions with "
+                        "`posmask tag-shards` and pass the output with --probe-tags")
+    return p
+
+
+def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathLike[str],
+                     image_root: str | os.PathLike[str], per_image: int = 1) -> list[ProbeItem]:
+    """Join tagged captions to their images: by an `image_id` column, the id inside the sample key,
+    or (last resort) the caption text against the COCO file. Keeps `per_image` probeable captions per image."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(find_tags(tags)).to_pylist()
+    if not table:
+        raise UserError(f"probe: {tags} has no rows")
+    upos_col = next((c for c in UPOS_COLUMNS if c in table[0]), None)
+    if "words" not in table[0] or upos_col is None:
+        raise UserError(f"probe: {tags} lacks the words / word UPOS columns (has {sorted(table[0])})")
+    coco = load_json(captions_json, "COCO captions file")
+    if not isinstance(coco, dict) or "images" not in coco:
+        raise UserError(f"{captions_json}: not a COCO captions file (no 'images')")
+    files = {str(im["id"]): im["file_name"] for im in coco["images"]}
+    by_int = {}
+    for k in files:
+        try:
+            by_int[int(k)] = k
+        except ValueError:
+            pass
+    by_text = {_norm(a["caption"]): str(a["image_id"]) for a in coco.get("annotations", [])}
+    root = Path(image_root)
+
+    def image_of(row: dict[str, Any]) -> str | None:
+        if row.get("image_id") is not None and str(row["image_id"]) in files:
+            return str(row["image_id"])
+        for part in reversed(str(row.get("key", "")).split("-")[1:]):
+            if part in files:
+                return part
+            if part.isdigit() and int(part) in by_int:
+                return by_int[int(part)]
+        return by_text.get(_norm(str(row.get("caption", ""))))
+
+    items: list[ProbeItem] = []
+    count: dict[str, int] = {}
+    unmatched = 0
+    for row in sorted(table, key=lambda r: str(r.get("key", ""))):
+        image_id = image_of(row)
+        if image_id is None:
+            unmatched += 1
+            continue
+        words, upos = [str(w) for w in row["words"]], [int(u) for u in row[upos_col]]
+        if count.get(image_id, 0) >= per_image or not is_probeable(upos):
+            continue
+        path = root / files[image_id]
+        if not path.is_file():
+            continue
+        count[image_id] = count.get(image_id, 0) + 1
+        items.append(ProbeItem(path, image_id, words, upos))
+    if unmatched:
+        log.warning("probe: %d tagged captions could not be matched to an image of %s", unmatched, captions_json)
+    if not items:
+        raise UserError(f"probe: no tagged caption of {tags} matches an image under {root}")
+    return items
+
+
+def run_probe(model, items: list[ProbeItem], device, seed: int = 0, batch_size: int = 32,
+              workers: int | None = None, n_examples: int = 5) -> dict[str, Any]:
+    """Score originals and perturbations; per-variant mean probability and original-wins share."""
+    import torch
+    from tqdm import tqdm
+
+    from evaluation.common import autocast, image_loader, itm_match_logit, tokenize
+
+    vocab = Vocabulary.build([(it.words, it.upos) for it in items])
+    texts = [perturb(it.words, it.upos, vocab, seed * 1_000_003 + i) for i, it in enumerate(items)]
+    names = ("original",) + VARIANTS
+    probs = np.full((len(items), len(names)), np.nan)
+    max_len = int(model.config.max_text_len)
+    with torch.no_grad():
+        for idx, pixels, ok in tqdm(image_loader([it.image for it in items], model, batch_size, workers),
+                                    desc="probe", unit="batch"):
+            idx, pixels = idx[ok], pixels[ok]
+            if len(idx) == 0:
+                continue
+            batch = [texts[int(i)][name] for name in names for i in idx]
+            ids, mask = tokenize(batch, max_len, device)
+            with autocast(device):
+                img_tokens, _ = model.encode_image(pixels.to(device, non_blocking=True))
+                txt_tokens, _ = model.encode_text(ids, mask)
+                rep = img_tokens.repeat(len(names), 1, 1)
+                p = torch.sigmoid(itm_match_logit(model, rep, txt_tokens, mask)).float().cpu().numpy()
+            probs[idx.numpy()] = p.reshape(len(names), len(idx)).T
+    good = ~np.isnan(probs).any(axis=1)
+    probs = probs[good]
+    orig = probs[:, 0]
+    variants = {name: {"mean_match_prob": float(probs[:, j].mean()),
+                       "original_wins": 100.0 * float(np.mean(orig > probs[:, j])) if j else float("nan")}
+                for j, name in enumerate(names)}
+    result = {
+        "task": "probe", "seed": seed, "n_images": int(good.sum()), "unreadable_images": int((~good).sum()),
+        "variants": variants,
+        "examples": [texts[i] | {"image": items[i].image.name} for i in range(min(n_examples, len(items)))],
+    }
+    log.info("probe (%d images): %s", result["n_images"], "  ".join(
+        f"{n} p={v['mean_match_prob']:.3f}" + (f" wins={v['original_wins']:.1f}%" if n != "original" else "")
+        for n, v in variants.items()))
+    return result

@@ -1,0 +1,148 @@
+"""Zero-shot image-text retrieval (thesis Table 4.1): ITC for all pairs, top-k re-ranked with ITM.
+
+Input: a retrieval JSON (list of `{image, caption: [..]}`, Flickr30K/COCO Karpathy format) and the
+image root the `image` paths are relative to. Output: TR (image -> text) and IR (text -> image)
+R@1/5/10 and their mean, for the ITM re-ranking (main figure) and for ITC alone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from evaluation.common import autocast, image_loader, itm_match_logit, load_json, tokenize
+from evaluation.retrieval_metric import retrieval_metrics
+from shards.errors import UserError
+
+log = logging.getLogger(__name__)
+BELOW_TOPK = -1.0e4  # offset that keeps every re-ranked pair above every pair outside the top k
+
+
+@dataclass
+class RetrievalSet:
+    """Images, captions and the ground truth linking them."""
+
+    images: list[Path]
+    texts: list[str]
+    txt2img: list[int]
+    img2txt: list[list[int]]
+    missing: list[str] = field(default_factory=list)
+
+
+def load_retrieval_set(annotation: str | os.PathLike[str], image_root: str | os.PathLike[str],
+                       check_images: bool = True) -> RetrievalSet:
+    """Read a retrieval JSON; images that are not on disk are dropped (with their captions) and listed."""
+    data = load_json(annotation, "retrieval annotation file")
+    if not isinstance(data, list) or not all(isinstance(e, dict) and "image" in e and "caption" in e for e in data):
+        raise UserError(f"{annotation}: expected a list of {{image, caption: [..]}} entries")
+    root = Path(image_root)
+    out = RetrievalSet([], [], [], [])
+    for entry in data:
+        path = root / entry["image"]
+        if check_images and not path.is_file():
+            out.missing.append(str(entry["image"]))
+            continue
+        captions = entry["caption"] if isinstance(entry["caption"], list) else [entry["caption"]]
+        img = len(out.images)
+        out.images.append(path)
+        out.img2txt.append([])
+        for caption in captions:
+            out.img2txt[img].append(len(out.texts))
+            out.texts.append(str(caption))
+            out.txt2img.append(img)
+    if out.missing:
+        log.warning("%d of %d images missing under %s (first: %s); evaluating on the rest",
+                    len(out.missing), len(data), root, out.missing[0])
+    if not out.images:
+        raise UserError(f"no image of {annotation} found under {root}")
+    return out
+
+
+@torch.no_grad()
+def encode_images(model, paths: list[Path], device: torch.device, batch_size: int,
+                  workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image tokens [N,Ni,D] and normalised features [N,E] of all images, kept on `device`."""
+    tokens, feats = [], []
+    for idx, pixels, ok in tqdm(image_loader(paths, model, batch_size, workers), desc="images", unit="batch"):
+        if not bool(ok.all()):
+            bad = [str(paths[int(i)]) for i in idx[~ok]]
+            raise UserError(f"unreadable image(s): {', '.join(bad[:3])}")
+        with autocast(device):
+            tok, feat = model.encode_image(pixels.to(device, non_blocking=True))
+        tokens.append(tok)
+        feats.append(feat.float())
+    return torch.cat(tokens), torch.cat(feats)
+
+
+@torch.no_grad()
+def encode_texts(model, texts: list[str], device: torch.device,
+                 batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Text tokens [N,L,D], attention masks [N,L] and normalised features [N,E], on `device`."""
+    ids, mask = tokenize(texts, int(model.config.max_text_len), device)
+    tokens, feats = [], []
+    for start in tqdm(range(0, len(texts), batch_size), desc="texts", unit="batch"):
+        sl = slice(start, start + batch_size)
+        with autocast(device):
+            tok, feat = model.encode_text(ids[sl], mask[sl])
+        tokens.append(tok)
+        feats.append(feat.float())
+    return torch.cat(tokens), mask, torch.cat(feats)
+
+
+@torch.no_grad()
+def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: torch.Tensor,
+           txt_tokens: torch.Tensor, txt_mask: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Scores [queries, candidates]: ITM log-odds on each query's top k by ITC, ITC - 1e4 elsewhere."""
+    k = min(k, sims.shape[1])
+    top = sims.topk(k, dim=1).indices  # [Q, k]
+    scores = sims.clone() + BELOW_TOPK
+    queries = torch.arange(sims.shape[0], device=sims.device).unsqueeze(1).expand(-1, k).reshape(-1)
+    cands = top.reshape(-1)
+    itm = torch.empty(queries.shape[0], device=sims.device)
+    img_all, txt_all = (queries, cands) if query_is_image else (cands, queries)
+    lengths = txt_mask.sum(dim=1)
+    order = torch.argsort(lengths[txt_all], stable=True)  # similar lengths together: little padding
+    desc = "ITM i2t" if query_is_image else "ITM t2i"
+    for start in tqdm(range(0, order.shape[0], batch_size), desc=desc, unit="batch"):
+        sel = order[start:start + batch_size]
+        img_idx, txt_idx = img_all[sel], txt_all[sel]
+        length = int(lengths[txt_idx].max())  # trim the padding this batch does not need
+        with autocast(device):
+            itm[sel] = itm_match_logit(model, img_tokens[img_idx], txt_tokens[txt_idx, :length],
+                                       txt_mask[txt_idx, :length]).to(itm.dtype)
+    scores[queries, cands] = itm
+    return scores
+
+
+def evaluate_retrieval(model, data: RetrievalSet, device: torch.device, k: int = 128, batch_size: int = 64,
+                       itm_batch_size: int = 128, ties: str = "pessimistic",
+                       workers: int | None = None) -> dict[str, Any]:
+    """ITC + ITM-re-ranked retrieval metrics on one retrieval set."""
+    log.info("retrieval: %d images, %d captions, re-rank top %d", len(data.images), len(data.texts), k)
+    img_tokens, img_feat = encode_images(model, data.images, device, batch_size, workers)
+    txt_tokens, txt_mask, txt_feat = encode_texts(model, data.texts, device, batch_size)
+    sims = img_feat @ txt_feat.T  # [Ni, Nt]
+    itc = retrieval_metrics(sims.cpu().numpy(), sims.T.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
+    i2t = rerank(model, sims, k, True, img_tokens, txt_tokens, txt_mask, device, itm_batch_size)
+    t2i = rerank(model, sims.T.contiguous(), k, False, img_tokens, txt_tokens, txt_mask, device, itm_batch_size)
+    itm = retrieval_metrics(i2t.cpu().numpy(), t2i.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
+    log.info("retrieval ITM: TR@1 %.2f IR@1 %.2f mean %.2f (ITC mean %.2f)",
+             itm["tr_r1"], itm["ir_r1"], itm["r_mean"], itc["r_mean"])
+    return {
+        "task": "retrieval",
+        "n_images": len(data.images),
+        "n_texts": len(data.texts),
+        "k_rerank": k,
+        "ties": ties,
+        "metrics": itm,
+        "itc": itc,
+        "chance_r1": {"tr": 100.0 * float(np.mean([len(t) for t in data.img2txt])) / max(len(data.texts), 1),
+                      "ir": 100.0 / max(len(data.images), 1)},
+        "missing_images": data.missing,
+    }

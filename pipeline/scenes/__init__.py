@@ -1,0 +1,20 @@
+"""The built-in synthetic data ("scenes"): training captions and held-out evaluation sets.
+
+`ensure_scenes(root)` generates, once, images of coloured shapes with grammar captions (COCO
+format) for pre-training, and held-out retrieval, VALSE-format and VQA-format sets; see the
+README.md it writes into `root` for the layout.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ensure_scenes"]
+
+
+def ensure_scenes(root: Path, seed: int = 0, **kwargs: Any) -> tuple[Path, Path]:
+    """Generate the whole sample under `root` unless already complete; return the training
+    `(captions_json, image_root)`. Keyword options: see `pipeline.scenes.generate.ensure_scenes`."""
+    from pipeline.scenes.generate import ensure_scenes as _ensure
+
+    return _ensure(root, seed, **kwargs)

@@ -1,0 +1,128 @@
+"""`img2dataset` source: webdataset tars as img2dataset writes them for CC3M (`NNNNN.tar` with
+`KEY.jpg`, `KEY.txt`, `KEY.json`). Input tar i -> output shard i; key `<label>-<KEY>`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tarfile
+from pathlib import Path
+
+from pipeline import items as R
+from pipeline.items import ChunkSpec, InputItem
+from pipeline.sources import chunk_name, safe_key
+from shards.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
+
+
+def find_tars(src: Path) -> list[Path]:
+    """The input tars: SRC itself if a .tar, else SRC/*.tar sorted by name."""
+    if not src.exists():
+        raise UserError(f"{src}: no such file or folder (expected img2dataset .tar files)")
+    tars = [src] if src.is_file() else sorted(p for p in src.glob("*.tar") if p.is_file())
+    if not tars or tars[0].suffix != ".tar":
+        raise UserError(f"{src}: no .tar files found (expected img2dataset output)")
+    return tars
+
+
+def chunks(src: Path, shard_size: int, name: str, label: str = "img2dataset") -> list[ChunkSpec]:
+    """One chunk per input tar (`shard_size` is not used: img2dataset already chose the shard size)."""
+    del shard_size
+    tars = find_tars(src)
+    log.info("%s: %d input tars", src, len(tars))
+    return [ChunkSpec(index=i, name=chunk_name(name, i), source=label, path=str(p.resolve())) for i, p in enumerate(tars)]
+
+
+def _split_member(name: str) -> tuple[str, str]:
+    """('dir/000010023', 'jpg') from 'dir/000010023.jpg' (webdataset: the key ends at the first dot)."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot < 0:
+        return name, ""
+    return name[:dot], name[dot + 1 :].lower()
+
+
+def read_tar_items(spec: ChunkSpec) -> list[InputItem]:
+    """Pass 1 over one tar: the samples' captions and where their images are (offset, size).
+
+    An item's `image` is "offset:size" of its image member. Duplicate keys, samples without a
+    caption or image, and a tar that breaks off (the readable part is kept) become rejects.
+    """
+    assert spec.path is not None
+    groups: dict[str, dict[str, object]] = {}
+    order: list[str] = []
+    extra: list[InputItem] = []
+    seen_done: set[str] = set()
+    last_key = None
+    file_size = os.path.getsize(spec.path)
+    try:
+        with tarfile.open(spec.path, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                if member.offset_data + member.size > file_size:
+                    raise tarfile.ReadError(f"member {member.name} extends past the end of the file")
+                key, ext = _split_member(member.name)
+                if key != last_key and key in groups:  # the key comes back after other samples
+                    seen_done.add(key)
+                if key in seen_done:
+                    if key != last_key:
+                        extra.append(InputItem(f"{spec.source}-{safe_key(Path(key).name)}", Path(key).name, None,
+                                               reject=R.DUPLICATE_KEY, detail=f"{Path(spec.path).name}: {member.name}"))
+                    last_key = key
+                    continue
+                last_key = key
+                group = groups.setdefault(key, {})
+                if key not in order:
+                    order.append(key)
+                if ext == "txt":
+                    group["txt"] = tar.extractfile(member).read()  # type: ignore[union-attr]
+                elif ext == "json":
+                    group["json"] = tar.extractfile(member).read()  # type: ignore[union-attr]
+                elif ext in IMAGE_EXTS and "image" not in group:
+                    group["image"] = f"{member.offset_data}:{member.size}"
+            _check_tail(spec.path, tar.offset, file_size)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        log.warning("%s: input tar breaks off (%s); keeping the samples before that", spec.path, err)
+        extra.append(InputItem(f"{spec.source}-{safe_key(Path(spec.path).name)}-rest", "", None,
+                               reject=R.CORRUPT_INPUT, detail=f"{type(err).__name__}: {err}"[:200]))
+    out: list[InputItem] = []
+    for key in order:
+        group = groups[key]
+        short = Path(key).name
+        item = InputItem(f"{spec.source}-{safe_key(short)}", short, group.get("txt"), group.get("image"))  # type: ignore[arg-type]
+        if item.caption is None and "json" in group:
+            try:
+                caption = json.loads(group["json"]).get("caption")  # type: ignore[arg-type]
+                item.caption = caption if isinstance(caption, str) else None
+            except (ValueError, AttributeError):
+                pass
+        if item.image is None:
+            item.reject = R.MISSING_IMAGE
+        out.append(item)
+    return out + extra
+
+
+def _check_tail(path: str, offset: int, file_size: int) -> None:
+    """After the last member only zero blocks may follow; anything else means the tar breaks off."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        tail = handle.read(file_size - offset) if file_size - offset <= 1 << 20 else handle.read(1 << 20)
+    if tail.strip(b"\0"):
+        raise tarfile.ReadError(f"unreadable data at byte {offset}")
+
+
+def read_tar_image(spec: ChunkSpec, item: InputItem) -> bytes:
+    """Pass 2: the image bytes of one item, read at the offset found in pass 1."""
+    assert spec.path is not None and item.image is not None
+    offset, size = (int(x) for x in item.image.split(":"))
+    with open(spec.path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        raise OSError(f"short read: {len(data)} of {size} bytes")
+    return data

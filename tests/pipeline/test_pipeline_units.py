@@ -1,0 +1,180 @@
+"""Unit tests: caption normalisation, image checks, sources (no Ray, no spaCy)."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from pipeline import items as R
+from pipeline.images import ImagePolicy, ImageRejected, prepare_image
+from pipeline.normalize import CaptionRejected, clean_caption, normalize_caption
+from pipeline.sources import coco, img2dataset, read_image, read_items, table
+from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, write_coco, write_tar
+from shards.errors import UserError
+
+
+# --- captions -------------------------------------------------------------------------------------
+
+def test_normalize_nfc_whitespace_controls() -> None:
+    assert normalize_caption("  A  dog\t\n runs\x00 fast\u3000 ") == ("A dog runs fast", False)
+    assert normalize_caption("cafe\u0301")[0] == "caf\u00e9"  # NFC
+
+
+def test_normalize_cuts_long_captions_at_a_space() -> None:
+    text, cut = normalize_caption("word " * 5000, max_chars=100)
+    assert cut and len(text) <= 100 and text.endswith("word")
+
+
+@pytest.mark.parametrize("raw,reason", [
+    ("", R.EMPTY_CAPTION), ("  \t\n ", R.EMPTY_CAPTION), (None, R.MISSING_CAPTION),
+    (b"caf\xe9 au lait", R.INVALID_UTF8), ("bad \ud800 surrogate", R.INVALID_UTF8), (42, R.INVALID_CAPTION),
+])
+def test_bad_captions_are_rejected_with_reason(raw, reason) -> None:
+    with pytest.raises(CaptionRejected) as err:
+        clean_caption(raw)
+    assert err.value.reason == reason
+
+
+def test_bytes_captions_decode_and_drop_bom() -> None:
+    assert clean_caption("\ufeffA cat".encode("utf-8"))[0] == "A cat"
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def test_rgb_jpeg_small_enough_passes_through() -> None:
+    data = jpeg_bytes((100, 80))
+    assert prepare_image(data, ImagePolicy(image_size=256)) == (data, "jpg")
+
+
+def test_downscale_to_shorter_side_never_upscale() -> None:
+    out, ext = prepare_image(jpeg_bytes((800, 600)), ImagePolicy(image_size=256))
+    assert ext == "jpg" and _open(out).size == (341, 256)
+    small = jpeg_bytes((120, 90), mode="L", color=90)  # grayscale: re-encoded to RGB, not upscaled
+    out, _ = prepare_image(small, ImagePolicy(image_size=256))
+    image = _open(out)
+    assert image.size == (120, 90) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("data", [
+    jpeg_bytes((300, 300), mode="CMYK", color=(0, 100, 200, 0)),
+    png_bytes((300, 280), mode="RGBA"),
+    png_bytes((50, 50), mode="P", color=3),
+])
+def test_odd_modes_become_rgb_jpeg(data: bytes) -> None:
+    out, ext = prepare_image(data, ImagePolicy(image_size=256))
+    image = _open(out)
+    assert ext == "jpg" and image.mode == "RGB" and image.format == "JPEG" and min(image.size) <= 256
+
+
+def test_image_size_zero_keeps_bytes() -> None:
+    for data, ext in ((jpeg_bytes((900, 700)), "jpg"), (png_bytes(), "png")):
+        assert prepare_image(data, ImagePolicy(image_size=0)) == (data, ext)
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"", R.EMPTY_IMAGE),
+    (b"<html>not an image</html>", R.NOT_AN_IMAGE),
+    (jpeg_bytes((200, 200))[:300], R.CORRUPT_IMAGE),
+    (bomb_png(), R.IMAGE_TOO_LARGE),
+])
+def test_bad_images_rejected_with_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageRejected) as err:
+        prepare_image(data, ImagePolicy(image_size=256))
+    assert err.value.reason == reason
+    with pytest.raises(ImageRejected):  # also when passing through: always decoded once
+        prepare_image(data, ImagePolicy(image_size=0))
+
+
+def test_file_size_limit() -> None:
+    with pytest.raises(ImageRejected) as err:
+        prepare_image(jpeg_bytes(), ImagePolicy(max_bytes=10))
+    assert err.value.reason == R.IMAGE_FILE_TOO_LARGE
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+def test_coco_items_keys_duplicates_unknown_ids(tmp_path) -> None:
+    anns = [{"image_id": 1, "id": 7, "caption": "A dog."}, {"image_id": 1, "id": 7, "caption": "Again."},
+            {"image_id": 99, "id": 8, "caption": "No image."}, {"caption": "no ids"}]
+    path = write_coco(tmp_path, [], {1: jpeg_bytes()}, anns)
+    specs = coco.chunks(path, None, False, 2, "coco", "coco")
+    items = [i for s in specs for i in s.items]
+    assert [s.name for s in specs] == ["coco-000000.tar", "coco-000001.tar"]
+    assert items[0].key == "coco-000000000001-7" and items[0].image.endswith("val/000000000001.jpg")
+    assert [i.reject for i in items] == [None, R.DUPLICATE_KEY, R.UNKNOWN_IMAGE_ID, R.INVALID_CAPTION]
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "unreadable JSON"), ('{"images": []}', "not a COCO captions file"), ("[]", "not a COCO"),
+])
+def test_coco_bad_files_are_user_errors(tmp_path, content, message) -> None:
+    path = tmp_path / "captions_x.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        coco.chunks(path, tmp_path, False, 10, "coco")
+
+
+def test_coco_needs_an_image_folder_unless_text_only(tmp_path) -> None:
+    path = tmp_path / "captions_x.json"
+    path.write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(UserError, match="--images"):
+        coco.chunks(path, None, False, 10, "coco")
+    assert coco.chunks(path, None, True, 10, "coco") == []
+
+
+def test_img2dataset_tar_reading(tmp_path) -> None:
+    jpg = jpeg_bytes()
+    path = write_tar(tmp_path / "00000.tar", [
+        ("00000/000000000.jpg", jpg), ("00000/000000000.txt", b"A red square."), ("00000/000000000.json", b"{}"),
+        ("00000/000000001.jpg", jpg), ("00000/000000001.txt", b"caf\xe9"),
+        ("00000/000000002.txt", b"No image here."),
+        ("00000/000000003.jpg", jpg), ("00000/000000003.json", json.dumps({"caption": "From json."}).encode()),
+        ("00000/000000000.txt", b"Duplicate key."),
+    ])
+    spec = img2dataset.chunks(tmp_path, 0, "i2d", "cc3m")[0]
+    items = read_items(spec)
+    assert [i.key for i in items] == ["cc3m-000000000", "cc3m-000000001", "cc3m-000000002", "cc3m-000000003",
+                                      "cc3m-000000000"]
+    assert [i.reject for i in items] == [None, None, R.MISSING_IMAGE, None, R.DUPLICATE_KEY]
+    assert items[3].caption == "From json." and read_image(spec, items[0]) == jpg
+
+
+def test_img2dataset_truncated_tar_keeps_the_readable_part(tmp_path) -> None:
+    jpg = jpeg_bytes()
+    members = [(f"{k:09d}.{ext}", data) for k in range(4) for ext, data in (("jpg", jpg), ("txt", b"A cat."))]
+    write_tar(tmp_path / "00000.tar", members, cut=2900)
+    items = read_items(img2dataset.chunks(tmp_path, 0, "i2d")[0])
+    assert items[-1].reject == R.CORRUPT_INPUT and items[0].reject is None
+
+
+def test_img2dataset_empty_folder_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(UserError, match="no .tar files"):
+        img2dataset.chunks(tmp_path, 0, "i2d")
+
+
+def test_table_csv_tsv_parquet(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "t.csv").write_bytes(b'image,caption\na.jpg,"A dog, running."\na.jpg,caf\xe9\n'
+                                     b'a.jpg,too,many,columns\n,Empty path.\n')
+    specs = table.chunks(tmp_path / "t.csv", None, False, 10, "table")
+    items = specs[0].items
+    assert [i.reject for i in items] == [R.MALFORMED_ROW, None, None, R.MISSING_IMAGE]
+    assert items[1].caption == b"A dog, running." and items[1].image == str(tmp_path / "a.jpg")
+    (tmp_path / "t.tsv").write_text('filepath\ttitle\na.jpg\tHe said "hi" to me.\n', encoding="utf-8")
+    items = table.chunks(tmp_path / "t.tsv", None, False, 10, "table")[0].items
+    assert items[0].caption == b'He said "hi" to me.'
+    pq.write_table(pa.table({"img": ["a.jpg"], "txt": ["A cat."], "id": ["x.1"]}), tmp_path / "t.parquet")
+    items = table.chunks(tmp_path / "t.parquet", None, False, 10, "table", image_column="img", caption_column="txt",
+                         key_column="id")[0].items
+    assert items[0].key == "table-x_1" and items[0].caption == "A cat."
+    with pytest.raises(UserError, match="no caption column"):
+        table.chunks(tmp_path / "t.parquet", None, False, 10, "table")

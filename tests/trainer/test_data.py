@@ -1,0 +1,64 @@
+"""Streaming: per-rank epoch length, rank/worker splits over uneven shards, exact resume, corrupt samples."""
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from shards.upos import NOT_A_WORD
+from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, steps_per_epoch
+
+
+def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0) -> ShardStream:
+    s = open_shards(shards)
+    return ShardStream(s.urls, rank, world, epoch=epoch, seed=3, batch_size=8, image_size=32, max_len=30, pad_id=0,
+                       shuffle_buffer=50, crop_scale=(0.5, 1.0), skip_batches=skip)
+
+
+def test_sizes_and_epoch_length(uneven_shards: Path) -> None:
+    s = open_shards(uneven_shards)
+    assert s.sizes == (100, 60, 34) and s.total == 194  # 2 corrupt samples in the last tar
+    assert steps_per_epoch(s.total, 2, 8) == 12 and steps_per_epoch(5, 4, 8) == 1
+
+
+def test_batches_are_schema_shaped(uneven_shards: Path) -> None:
+    batch = next(iter(stream(uneven_shards)))
+    assert batch["pixels"].shape == (8, 3, 32, 32) and batch["ids"].dtype == torch.long
+    L = batch["ids"].shape[1]
+    assert batch["pos"].shape == (8, L) and batch["attention_mask"].shape == (8, L)
+    assert (batch["ids"][:, 0] == 101).all()
+    assert (batch["pos"][batch["attention_mask"] == 0] == NOT_A_WORD).all()
+    assert image_id_hash("img1") == image_id_hash("img1") != image_id_hash("img2")
+
+
+def test_uneven_ranks_never_run_dry_and_differ(uneven_shards: Path) -> None:
+    # 3 shards, 2 ranks: rank 0 reads 1-2 shards, rank 1 the rest; both streams go on past their share.
+    first = [b["image_ids"] for b in islice(iter(stream(uneven_shards, 0, 2)), 30)]
+    second = [b["image_ids"] for b in islice(iter(stream(uneven_shards, 1, 2)), 30)]
+    assert len(first) == len(second) == 30
+    assert not torch.equal(first[0], second[0])
+
+
+def test_more_consumers_than_shards_split_samples(uneven_shards: Path) -> None:
+    keys = [set(b["image_ids"].tolist()) for r in range(4) for b in islice(iter(stream(uneven_shards, r, 4)), 1)]
+    assert all(keys)
+
+
+def test_resume_skips_to_the_same_batches(uneven_shards: Path) -> None:
+    for workers in (0, 2):
+        full = [b for b in islice(iter(make_loader(stream(uneven_shards), workers, False)), 7)]
+        resumed = [b for b in islice(iter(make_loader(stream(uneven_shards, skip=4), workers, False)), 3)]
+        for a, b in zip(full[4:], resumed):
+            assert torch.equal(a["ids"], b["ids"]) and torch.equal(a["pixels"], b["pixels"])
+
+
+def test_epochs_reshuffle(uneven_shards: Path) -> None:
+    a = next(iter(stream(uneven_shards, epoch=0)))["image_ids"]
+    b = next(iter(stream(uneven_shards, epoch=1)))["image_ids"]
+    assert not torch.equal(a, b)
+
+
+def test_corrupt_samples_skipped_and_counted(uneven_shards: Path) -> None:
+    batches = list(islice(iter(stream(uneven_shards)), 30))  # > one pass over 194 samples
+    assert int(batches[-1]["corrupt"]) >= 2

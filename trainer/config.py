@@ -1,0 +1,133 @@
+"""Model and training configuration: two presets (`thesis`, `tiny`) and their resolution from CLI flags."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shards.errors import UserError
+
+THESIS_VISION = "vit_base_patch32_224.augreg_in21k"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of PosMaskModel; saved as `config.json` next to `model.safetensors`."""
+
+    vision_name: str = THESIS_VISION  # timm architecture (the pretrained tag is ignored when building)
+    vision_overrides: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs (tiny ViT sizes)
+    image_size: int = 224
+    hidden_size: int = 768
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    text_layers: int = 6
+    fusion_layers: int = 6
+    vocab_size: int = 30522
+    max_text_len: int = 30
+    embed_dim: int = 256  # ITC projection size
+    temp_init: float = 0.07
+    dropout: float = 0.1
+    pad_id: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Build from a dict, ignoring unknown keys (forward compatibility)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON atomically."""
+        from shards.atomic import atomic_write_json
+
+        atomic_write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        """Read from JSON."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the resolved copy is written to `runs/NAME/run_config.json`."""
+
+    model: ModelConfig
+    preset: str = "thesis"
+    pos: str = "DET"
+    ratio: float = 0.7
+    mask_probs: tuple[float, float] = (0.8, 0.1)  # [MASK], random token; the rest unchanged
+    shards: str = "data/shards/scenes"
+    run: str = "runs/thesis-DET-0.7"
+    vision_weights: str = THESIS_VISION  # local file | hub name in the local HF cache | "random"
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 64  # per process
+    lr: float = 1e-4
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-5
+    warmup_steps: int = 1000  # capped at 10% of the run's steps
+    weight_decay: float = 0.02
+    grad_clip: float = 5.0
+    seed: int = 42
+    workers: int = 4
+    shuffle_buffer: int = 2000
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    log_every: int = 10
+    ckpt_every: int = 1000
+    albef: bool = False
+    momentum: float = 0.995
+    alpha: float = 0.4
+    queue_size: int = 65536
+    compile: bool = False
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    peak_tflops: float | None = None  # for MFU; guessed from the GPU name when None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Inverse of to_dict."""
+        data = dict(data)
+        model = ModelConfig.from_dict(data.pop("model"))
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for key in ("mask_probs", "crop_scale"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(model=model, **kwargs)
+
+
+TINY_MODEL = ModelConfig(
+    vision_name="vit_tiny_patch16_224",
+    vision_overrides={"patch_size": 8, "embed_dim": 128, "depth": 2, "num_heads": 4},
+    image_size=64,
+    hidden_size=128,
+    num_heads=4,
+    text_layers=2,
+    fusion_layers=2,
+    dropout=0.0,
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference setting of the study (DESIGN.md): ViT-B/32 224 px from ImageNet-21k.
+    "thesis": {"model": ModelConfig(), "vision_weights": THESIS_VISION, "epochs": 10, "batch_size": 64,
+               "workers": 6, "log_every": 50, "ckpt_every": 2000},
+    # Laptop CPU: small ViT at 64 px, 2+2 layers, width 128, random init (no pretrained tiny ViT exists).
+    "tiny": {"model": TINY_MODEL, "vision_weights": "random", "epochs": 3, "batch_size": 32, "lr": 5e-4,
+             "warmup_lr": 1e-5, "min_lr": 1e-5, "warmup_steps": 50, "workers": 1, "shuffle_buffer": 500,
+             "log_every": 10, "ckpt_every": 200, "queue_size": 4096},
+}
+
+
+def preset_config(name: str, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a preset name plus overrides (None values are ignored)."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    values = dict(PRESETS[name])
+    values["model"] = dataclasses.replace(values["model"])  # a fresh copy
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(preset=name, **values)

@@ -1,0 +1,188 @@
+"""Streaming the shards: shard shuffle per epoch, split by rank and worker, a sample shuffle buffer,
+images decoded last, batches collated in the worker. Per-rank epoch length comes from sizes.json, and
+every stream cycles, so ranks with uneven shards still take the same number of steps and never hang.
+
+Data position is (epoch, batch index): worker w of n yields batches w, w+n, ...; a resumed run skips
+the batches already consumed without decoding their images, and crops are seeded per sample, so the
+resumed stream is the uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from shards.errors import UserError
+from shards.manifest import SHARDS_DIR, read_manifest, read_sizes, shard_paths
+from shards.reader import decode_image
+from shards.schema import Sample, decode_sample
+from shards.upos import NOT_A_WORD
+from trainer.transforms import train_transform
+
+log = logging.getLogger(__name__)
+
+
+def image_id_hash(image_id: Any) -> int:
+    """A stable non-negative int64 for an image id string (equal ids, equal hashes; across ranks too)."""
+    digest = hashlib.blake2b(str(image_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """The tars of a finished tag-shards output and their sample counts."""
+
+    root: Path
+    manifest: dict[str, Any]
+    urls: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+
+def open_shards(shards_dir: str | os.PathLike[str]) -> ShardSet:
+    """Check the manifest (schema), list the tars and their sizes (sizes.json, else the manifest)."""
+    root = Path(shards_dir)
+    manifest = read_manifest(root)
+    paths = shard_paths(root)
+    if not paths:
+        raise UserError(f"{root}: the manifest lists no shards")
+    try:
+        sizes_json = read_sizes(root / SHARDS_DIR)
+    except UserError:
+        sizes_json = {}
+    by_manifest = {e["file"]: int(e["samples"]) for e in manifest["shards"]}
+    sizes = tuple(sizes_json.get(p.name, by_manifest.get(p.name, 0)) for p in paths)
+    if sum(sizes) == 0:
+        raise UserError(f"{root}: the shards hold no samples")
+    return ShardSet(root=root, manifest=manifest, urls=tuple(str(p) for p in paths), sizes=sizes)
+
+
+def steps_per_epoch(total: int, world_size: int, batch_size: int) -> int:
+    """Steps every rank takes per epoch: the same number on all ranks, whatever their shards hold."""
+    return max(1, total // (world_size * batch_size))
+
+
+def truncate(sample: Sample, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, pos) cut to max_len, keeping the final [SEP]."""
+    ids, pos = sample.ids, sample.pos
+    if len(ids) > max_len:
+        ids = np.concatenate([ids[: max_len - 1], ids[-1:]])
+        pos = np.concatenate([pos[: max_len - 1], pos[-1:]])
+    return ids, pos
+
+
+def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None) -> dict[str, torch.Tensor]:
+    """Stack images; pad ids (pad_id), pos (255) and the attention mask to the longest caption or `pad_to`."""
+    length = pad_to or max(len(it["ids"]) for it in items)
+    ids = torch.full((len(items), length), pad_id, dtype=torch.long)
+    pos = torch.full((len(items), length), NOT_A_WORD, dtype=torch.uint8)
+    mask = torch.zeros((len(items), length), dtype=torch.long)
+    for row, it in enumerate(items):
+        n = len(it["ids"])
+        ids[row, :n] = torch.from_numpy(it["ids"].astype(np.int64))
+        pos[row, :n] = torch.from_numpy(it["pos"])
+        mask[row, :n] = 1
+    return {"pixels": torch.stack([it["pixels"] for it in items]), "ids": ids, "pos": pos,
+            "attention_mask": mask, "image_ids": torch.tensor([it["image_id"] for it in items], dtype=torch.long)}
+
+
+class ShardStream(IterableDataset):
+    """An endless stream of collated batches for one rank and one epoch (see module doc)."""
+
+    def __init__(self, urls: tuple[str, ...], rank: int, world_size: int, epoch: int, seed: int,
+                 batch_size: int, image_size: int, max_len: int, pad_id: int, shuffle_buffer: int,
+                 crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None) -> None:
+        super().__init__()
+        self.urls, self.rank, self.world_size, self.epoch, self.seed = urls, rank, world_size, epoch, seed
+        self.batch_size, self.image_size, self.max_len, self.pad_id = batch_size, image_size, max_len, pad_id
+        self.shuffle_buffer, self.crop_scale, self.skip_batches, self.pad_to = (
+            shuffle_buffer, crop_scale, skip_batches, pad_to)
+        self.corrupt = 0
+
+    def _raw_samples(self, consumer: int, consumers: int) -> Iterator[Sample]:
+        """Decoded text of this consumer's samples, pass after pass over freshly shuffled shards."""
+        import webdataset as wds
+
+        npass = 0
+        while True:
+            order = list(self.urls)
+            random.Random(f"{self.seed}-{self.epoch}-{npass}").shuffle(order)
+            split_by_shard = len(order) >= consumers
+            mine = order[consumer::consumers] if split_by_shard else order
+            stream = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=self._bad_tar))
+            for index, raw in enumerate(stream):
+                if not split_by_shard and index % consumers != consumer:
+                    continue
+                try:
+                    yield decode_sample(raw)
+                except (ValueError, KeyError, UnicodeDecodeError) as err:
+                    self.corrupt += 1
+                    log.warning("skipping corrupt sample %s: %s", raw.get("__key__"), err)
+            npass += 1
+
+    def _bad_tar(self, exn: Exception) -> bool:
+        """webdataset handler: an unreadable tar member is counted and skipped."""
+        self.corrupt += 1
+        log.warning("skipping unreadable tar data: %s", exn)
+        return True
+
+    def _shuffled(self, samples: Iterator[Sample], rng: random.Random) -> Iterator[Sample]:
+        """A sample shuffle buffer (text already decoded, images still bytes)."""
+        buffer: list[Sample] = []
+        for sample in samples:
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(sample)
+                continue
+            i = rng.randrange(len(buffer))
+            buffer[i], sample = sample, buffer[i]
+            yield sample
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
+        # The loader takes batch j from worker j % n; after skipping K batches, worker w plays the role
+        # of the uninterrupted run's worker (w + K) % n, which had made the batches role, role + n, ... < K.
+        role = (wid + self.skip_batches) % nworkers
+        skip = max(0, (self.skip_batches - role + nworkers - 1) // nworkers)
+        consumer, consumers = self.rank * nworkers + role, self.world_size * nworkers
+        tag = f"{self.seed}-{self.epoch}-{self.rank}-{role}"
+        samples = self._shuffled(self._raw_samples(consumer, consumers), random.Random(tag))
+        for _ in range(skip * self.batch_size):
+            next(samples)
+        count = skip * self.batch_size
+        while True:
+            items: list[dict[str, Any]] = []
+            while len(items) < self.batch_size:
+                sample = next(samples)
+                count += 1
+                try:  # decode the image last, with a crop seeded by the sample's place in the stream
+                    pixels = train_transform(decode_image(sample), self.image_size,
+                                             random.Random(f"{tag}-{count}"), self.crop_scale)
+                except (OSError, ValueError) as err:
+                    self.corrupt += 1
+                    log.warning("skipping sample %s with a bad image: %s", sample.key, err)
+                    continue
+                ids, pos = truncate(sample, self.max_len)
+                items.append({"pixels": pixels, "ids": ids, "pos": pos,
+                              "image_id": image_id_hash(sample.meta.get("image_id", sample.key))})
+            batch = collate(items, self.pad_id, self.pad_to)
+            batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker
+            yield batch
+
+
+def make_loader(stream: ShardStream, workers: int, pin_memory: bool) -> DataLoader:
+    """A DataLoader over the stream (batches are made in the workers)."""
+    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
