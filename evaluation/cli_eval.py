@@ -14,12 +14,15 @@ from shards.errors import UserError
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
 TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")
 DEFAULT_SCENES = "data/scenes/eval"
+PROBE_TAG_DIRS: tuple[str, ...] = ("data/shards/scenes-eval", "data/shards/eval")  # where `make demo` tags eval captions
 log = logging.getLogger("evaluation")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `posmask eval`."""
-    parser.add_argument("--run", required=True, help="run directory (model.safetensors + config.json)")
+    # dest is not `run`: posmask_cli keeps the subcommand's entry function in args.run
+    parser.add_argument("--run", "--run-dir", dest="run_dir", metavar="RUN", required=True,
+                        help="run directory (model.safetensors + config.json)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
     parser.add_argument("--data", help="one task: its annotation file or folder (retrieval JSON, VALSE folder or "
                         "file, VQA folder, COCO captions JSON for the probe); several tasks: a folder laid out like "
@@ -50,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vqa-weight-decay", type=float, default=0.02, help="AdamW weight decay (default 0.02)")
     g.add_argument("--vqa-eval-split", default="val", help="split to predict: val (scored) or test-dev etc.")
     g = parser.add_argument_group("probe")
-    g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions")
+    g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions; "
+                   f"default: DATA/tags, then {', '.join(PROBE_TAG_DIRS)}")
     g.add_argument("--probe-per-image", type=int, default=1, help="captions probed per image (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's perturbations and VQA fine-tuning")
 
@@ -66,6 +70,10 @@ def parse_tasks(spec: str) -> list[str]:
 
 def task_inputs(task: str, args: argparse.Namespace, several: bool) -> dict[str, Any]:
     """Where one task reads its annotations and images, from --data / --images / --scenes."""
+    if args.data and several and not Path(args.data).is_dir():
+        raise UserError(f"--data {args.data}: with several tasks, --data must be a folder laid out like the "
+                        "scenes eval set (retrieval.json, valse/, vqa/, captions.json, images/); "
+                        "or evaluate one task at a time")
     layout = Path(args.data) if args.data and (several or _is_layout(Path(args.data), task)) else None
     if layout is None and not args.data:
         layout = Path(args.scenes)
@@ -89,24 +97,37 @@ def _is_layout(path: Path, task: str) -> bool:
     return path.is_dir() and (path / marker).exists()
 
 
-def relaunch_with_torchrun(gpus: int) -> int:
-    """Re-run this very command under torchrun with `gpus` processes."""
+def relaunch_distributed(gpus: int) -> int:
+    """Re-run this very command in `gpus` processes with the environment torchrun would set.
+
+    (Spawned directly rather than through torchrun's own parser, which mistakes `--run` for its
+    `--run-path`. Under a user's own torchrun, pass the run as `--run-dir`.)
+    """
+    import socket
     import subprocess
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-           "-m", "posmask_cli", *sys.argv[1:]]
-    log.info("relaunching: %s", " ".join(cmd))
-    return subprocess.call(cmd)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "posmask_cli", *sys.argv[1:]]
+    log.info("launching %d processes: %s", gpus, " ".join(cmd))
+    procs = []
+    for rank in range(gpus):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(gpus),
+                   LOCAL_WORLD_SIZE=str(gpus), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen(cmd, env=env))
+    codes = [p.wait() for p in procs]
+    return next((c for c in codes if c), 0)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the run on each task; results go to RUN/eval/<task>.json."""
     tasks = parse_tasks(args.tasks)
-    run_dir = Path(args.run)
+    run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"--run {run_dir}: no such directory")
     if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return relaunch_with_torchrun(args.gpus)
+        return relaunch_distributed(args.gpus)
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
@@ -141,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
             model = load_model(run_dir, device)  # fine-tuning changed the weights: reload for zero-shot tasks
     if rank == 0:
         print_summary(summary, out_dir)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 
@@ -193,7 +218,8 @@ def _probe(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
     tags = args.probe_tags
     if tags is None:
         layout = inp["layout"]
-        candidates = [layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []
+        candidates = ([layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []) + \
+            [Path(p) for p in PROBE_TAG_DIRS]
         tags = next((str(c) for c in candidates if (c / "captions.parquet").is_file() or c.is_file()), None)
         if tags is None:
             raise UserError("probe: no UPOS tags for the captions; run `posmask tag-shards` on "

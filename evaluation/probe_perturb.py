@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from shards.upos import UPOS_ID
 
-NOUN_IDS: frozenset[int] = frozenset({UPOS_ID["NOUN"], UPOS_ID["PROPN"]})
+NOUN_IDS: frozenset[int] = frozenset({UPOS_ID["NOUN"]})  # common nouns: the visual ones (names are not)
 KEEP_IDS: frozenset[int] = frozenset({UPOS_ID["PUNCT"], UPOS_ID["SPACE"], UPOS_ID["SYM"]})
 VARIANTS: tuple[str, ...] = ("noun_swap", "nouns_only", "shuffle", "template")
 

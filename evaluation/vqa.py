@@ -100,10 +100,14 @@ class QuestionImages(Dataset):
         return len(self.split.questions)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, str, dict[int, float]]:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(self.split.images[i]) as image:
-            pixels = self.transform(image.convert("RGB"))
+        try:
+            with Image.open(self.split.images[i]) as image:
+                pixels = self.transform(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError) as err:  # never fatal: a blank image instead
+            log.warning("VQA: unreadable image %s (%s); using a blank image", self.split.images[i], err)
+            pixels = torch.zeros(3, self.image_size, self.image_size)
         return i, pixels, str(self.split.questions[i]["question"]), (self.targets[i] if self.targets else {})
 
 
@@ -265,7 +269,8 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
                 if int(q["question_id"]) in evals.annotations]
         result["metrics"] = vqa_accuracy(preds, anns)
         m = result["metrics"]
-        log.info("VQA %s accuracy: overall %.2f  %s", evals.name, m["overall"],
-                 "  ".join(f"{t} {v:.2f}" for t, v in m["per_answer_type"].items()))
+        if distributed()[0] == 0:
+            log.info("VQA %s accuracy: overall %.2f  %s", evals.name, m["overall"],
+                     "  ".join(f"{t} {v:.2f}" for t, v in m["per_answer_type"].items()))
     predictions = [{"question_id": q, "answer": a} for q, a in sorted(preds.items())]
     return result, predictions

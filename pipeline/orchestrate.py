@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.images import DEFAULT_MAX_PIXELS, ImagePolicy
 from pipeline.items import ChunkSpec, ShardResult
 from pipeline.sources import safe_key
-from pipeline.state import prepare_out, remove_stale_temporaries
+from pipeline.state import check_out, prepare_out, remove_stale_temporaries
 from pipeline.tagger import model_identity
 from pipeline.worker import TaskConfig, process_shard
 from pipeline.writer import WORK_DIR, read_part
@@ -159,9 +159,10 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     validate(cfg)
     src, images = resolve_source(cfg)
     out = cfg.out.resolve()
-    chunks = build_chunks(cfg, src, images)
     config = output_config(cfg, src, images)
-    state = prepare_out(out, config, cfg.overwrite)
+    state = check_out(out, config, cfg.overwrite)
+    chunks = [] if state == "done" else build_chunks(cfg, src, images)
+    prepare_out(out, config, state)
     if state == "done":
         manifest = read_manifest(out)
         manifest["run"]["summary"] = "already complete: " + manifest["run"].get("summary", "")

@@ -1,6 +1,7 @@
 """Merging finished shards into OUT: sizes.json, captions.parquet, rejects.parquet, histogram, manifest."""
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 
 from pipeline.items import ShardResult
 from pipeline.writer import caption_schema, part_paths
-from shards.atomic import atomic_path, atomic_write_json
+from shards.atomic import atomic_path, atomic_write_text
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
@@ -67,7 +68,8 @@ def histogram(results: list[ShardResult]) -> dict[str, Any]:
 
 def write_histogram(out: Path, hist: dict[str, Any]) -> None:
     """pos_histogram.json and a bar chart pos_histogram.png (matplotlib Agg)."""
-    atomic_write_json(out / f"{HISTOGRAM_NAME}.json", hist)
+    # not atomic_write_json: it sorts keys, and the counts are stored sorted by frequency
+    atomic_write_text(out / f"{HISTOGRAM_NAME}.json", json.dumps(hist, indent=2, ensure_ascii=False) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")

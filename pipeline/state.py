@@ -40,11 +40,11 @@ def wipe(out: Path) -> None:
             path.unlink()
 
 
-def prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
-    """Make OUT ready for a run with `config`: returns "new", "resume" or "done".
+def check_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
+    """What OUT holds for a run with `config`: "new", "resume", "done" or "overwrite" (writes nothing).
 
     An OUT made with a different config, or a non-empty folder that is not a tag-shards output,
-    is refused unless `overwrite` (which removes only tag-shards' own files).
+    is refused unless `overwrite` ("overwrite": its previous tag-shards files will be removed).
     """
     config = canonical(config)
     if out.exists() and not out.is_dir():
@@ -62,19 +62,24 @@ def prepare_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
     if state == "new" and out.is_dir() and any(out.iterdir()):
         state = "unknown"
     if overwrite and state != "new":
-        log.info("--overwrite: removing the previous output in %s", out)
-        wipe(out)
-        state = "new"
-    elif state == "unknown":
+        return "overwrite"
+    if state == "unknown":
         raise UserError(f"--out {out} is not empty and not a finished or resumable tag-shards output; "
                         "choose another --out or pass --overwrite")
     elif state != "new" and old != config:
         raise UserError(f"--out {out} was made with a different config ({_differences(old or {}, config)}); "
                         "pass --overwrite to replace it, or choose another --out")
+    return state
+
+
+def prepare_out(out: Path, config: dict[str, Any], state: str) -> None:
+    """Make OUT ready to write (after `check_out`): remove an overwritten output, record the config."""
+    if state == "overwrite":
+        log.info("--overwrite: removing the previous output in %s", out)
+        wipe(out)
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     if state != "done":
-        atomic_write_json(work_config, config)
-    return state
+        atomic_write_json(out / WORK_DIR / CONFIG_NAME, canonical(config))
 
 
 def remove_stale_temporaries(out: Path) -> None:

@@ -14,15 +14,16 @@ from pipeline import items as R
 from pipeline.images import ImagePolicy, ImageRejected, prepare_image
 from pipeline.items import ChunkSpec, Reject, ShardResult
 from pipeline.normalize import CaptionRejected, clean_caption
+from pipeline.serialize import sample_members
 from pipeline.sources import read_image, read_items
 from pipeline.tagger import Tagger
 from pipeline.writer import ShardWriter, part_paths, write_part, write_rows
 from shards.atomic import sha256_file
-from shards.schema import encode_sample
 from shards.upos import UPOS_NAMES
 
 log = logging.getLogger(__name__)
 
+IMAGE_CACHE = 32
 _TAGGERS: dict[tuple[str | None, int], Tagger] = {}
 
 
@@ -53,6 +54,18 @@ def rss_mb() -> float:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def load_image(spec: ChunkSpec, item, policy: ImagePolicy) -> tuple:
+    """(bytes, extension) of an item's checked image, or (reason, detail) when it is rejected."""
+    try:
+        return prepare_image(read_image(spec, item), policy)
+    except FileNotFoundError as err:
+        return (R.MISSING_IMAGE, str(err.filename or err)[:200])
+    except OSError as err:
+        return (R.UNREADABLE_IMAGE, str(err)[:200])
+    except ImageRejected as err:
+        return (err.reason, err.detail)
 
 
 def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
@@ -86,6 +99,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
     word_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     piece_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     truncated = 0
+    images: dict[str, tuple] = {}  # recent images: captions of one image often come together
     try:
         for i, item in enumerate(inputs):
             if i in rejects:
@@ -96,18 +110,18 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
                 continue
             image_bytes, ext = None, "jpg"
             if not cfg.text_only:
-                try:
-                    image_bytes, ext = prepare_image(read_image(spec, item), cfg.images)
-                except FileNotFoundError as err:
-                    rejects[i] = Reject(item.key, spec.source, R.MISSING_IMAGE, str(err.filename or err)[:200])
+                image = images.get(item.image) if item.image is not None else None
+                if image is None:
+                    image = load_image(spec, item, cfg.images)
+                    if item.image is not None:
+                        images[item.image] = image
+                        if len(images) > IMAGE_CACHE:
+                            images.pop(next(iter(images)))
+                if isinstance(image, tuple) and isinstance(image[0], str):  # (reason, detail)
+                    rejects[i] = Reject(item.key, spec.source, image[0], image[1])
                     continue
-                except OSError as err:
-                    rejects[i] = Reject(item.key, spec.source, R.UNREADABLE_IMAGE, str(err)[:200])
-                    continue
-                except ImageRejected as err:
-                    rejects[i] = Reject(item.key, spec.source, err.reason, err.detail)
-                    continue
-            writer.write(encode_sample(item.key, tc, spec.source, item.image_id, image_bytes, ext))
+                image_bytes, ext = image
+            writer.write(sample_members(item.key, tc, spec.source, item.image_id, image_bytes, ext))
             truncated += tc.truncated
             word_hist += np.bincount(np.asarray(tc.upos, dtype=np.int64), minlength=len(UPOS_NAMES))
             piece_hist += np.bincount(tc.pos[1:-1], minlength=len(UPOS_NAMES))

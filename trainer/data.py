@@ -184,5 +184,7 @@ class ShardStream(IterableDataset):
 
 def make_loader(stream: ShardStream, workers: int, pin_memory: bool) -> DataLoader:
     """A DataLoader over the stream (batches are made in the workers)."""
+    # Its own generator: creating an iterator must not draw from the global RNG (exact resume).
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
+                      prefetch_factor=4 if workers > 0 else None, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(stream.seed + stream.epoch))

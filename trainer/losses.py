@@ -57,12 +57,13 @@ def itm_labels(row_ids: Tensor, partner_ids: Tensor) -> Tensor:
 
 
 def mlm_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy over masked positions; exactly 0 (with a gradient path) when nothing is masked.
+    """Mean cross-entropy over masked positions ([..., V] logits, [...] labels, -100 = ignore); exactly 0
+    (with a gradient path) when nothing is masked.
 
     Returns (loss, number of masked positions).
     """
     count = (labels != IGNORE_INDEX).sum()
-    total = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
+    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                             ignore_index=IGNORE_INDEX, reduction="sum")
     return total / count.clamp(min=1), count
 

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from trainer.albef import MomentumQueue
 from trainer.distributed import gather_no_grad, gather_with_grad
 from trainer.losses import distill_loss, itc_loss, itm_labels, mlm_loss, sample_hard_negatives
+from trainer.masking import IGNORE_INDEX
 from trainer.model import PosMaskModel
 
 
@@ -53,16 +54,20 @@ class Pretrainer(nn.Module):
 
         # MLM on the masked text, fused with the image.
         if self.mlm and mlm_ids is not None and mlm_labels is not None:
+            # The vocabulary projection runs on the masked positions only (a tenth of the tokens or fewer).
+            where = mlm_labels != IGNORE_INDEX
+            labels = mlm_labels[where]
             masked_tokens, _ = m.encode_text(mlm_ids, attention_mask)
-            mlm_logits = m.mlm_logits(m.fuse(masked_tokens, attention_mask, image_tokens))
-            loss_mlm, _ = mlm_loss(mlm_logits, mlm_labels)
+            mlm_logits = m.mlm_logits(m.fuse(masked_tokens, attention_mask, image_tokens)[where])
+            loss_mlm, _ = mlm_loss(mlm_logits, labels)
             if self.albef is not None and alpha > 0:
                 with torch.no_grad():
                     mm = self.albef.model_m
                     img_m, _ = mm.encode_image(pixels)
                     txt_m, _ = mm.encode_text(mlm_ids, attention_mask)
-                    soft = F.softmax(mm.mlm_logits(mm.fuse(txt_m, attention_mask, img_m)).float(), dim=-1)
-                loss_mlm = (1 - alpha) * loss_mlm + alpha * distill_loss(mlm_logits, soft, mlm_labels)
+                    fused_m = mm.fuse(txt_m, attention_mask, img_m)[where]
+                    soft = F.softmax(mm.mlm_logits(fused_m).float(), dim=-1)
+                loss_mlm = (1 - alpha) * loss_mlm + alpha * distill_loss(mlm_logits, soft, labels)
         else:
             loss_mlm = torch.zeros((), device=ids.device)
         loss = loss_mlm + loss_itc + loss_itm

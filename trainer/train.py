@@ -81,6 +81,8 @@ class StopFlag:
         self._previous = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:  # a second SIGTERM: give up on the checkpoint and exit now
+            raise SystemExit(EXIT_INTERRUPTED)
         self.stop = True
 
     def restore(self) -> None:
@@ -160,58 +162,60 @@ def train(cfg: TrainConfig, dist_info: DistInfo) -> int:
     worker_corrupt: dict[int, int] = {}
     base_corrupt = stats["corrupt_samples"]
 
-    while step < total and not interrupted:
-        epoch, start = divmod(step, spe)
-        stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
-                             cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
-                             skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None)
-        batches = iter(make_loader(stream, cfg.workers, pin_memory=cuda))
-        base_corrupt, worker_corrupt = base_corrupt + sum(worker_corrupt.values()), {}  # fresh workers
-        for index in range(start, spe):
-            if step >= total:
-                break
-            t_wait = time.perf_counter()
-            batch = next(batches)
-            window["wait"] += time.perf_counter() - t_wait
-            worker_corrupt[(index - start) % max(1, cfg.workers)] = int(batch.pop("corrupt"))
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            inputs = dict(pixels=batch["pixels"], ids=batch["ids"], attention_mask=batch["attention_mask"],
-                          image_ids=batch["image_ids"])
-            if spec.mlm:
-                masked = masker(batch["ids"], batch["pos"])
-                inputs.update(mlm_ids=masked.input_ids, mlm_labels=masked.labels)
-                window["counts"] += torch.stack([masked.n_masked, masked.n_words, (masked.n_masked == 0).long()])
-            else:
-                window["counts"][1] += (batch["pos"] != 255).sum()
-            if cfg.albef:
-                inputs["alpha"] = cfg.alpha * min(1.0, step / spe)
-            with autocast:
-                out = forward(**inputs)
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            window["steps"] += 1
-            window["samples"] += batch["ids"].shape[0]
-            window["sums"] += torch.stack([out[k].float() for k in ("mlm", "itc", "itm", "itm_acc", "temp")])
+    try:
+        while step < total and not interrupted:
+            epoch, start = divmod(step, spe)
+            stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
+                                 cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
+                                 skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None)
+            batches = iter(make_loader(stream, cfg.workers, pin_memory=cuda))
+            base_corrupt, worker_corrupt = base_corrupt + sum(worker_corrupt.values()), {}  # fresh workers
+            for index in range(start, spe):
+                if step >= total:
+                    break
+                t_wait = time.perf_counter()
+                batch = next(batches)
+                window["wait"] += time.perf_counter() - t_wait
+                worker_corrupt[(index - start) % max(1, cfg.workers)] = int(batch.pop("corrupt"))
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                inputs = dict(pixels=batch["pixels"], ids=batch["ids"], attention_mask=batch["attention_mask"],
+                              image_ids=batch["image_ids"])
+                if spec.mlm:
+                    masked = masker(batch["ids"], batch["pos"])
+                    inputs.update(mlm_ids=masked.input_ids, mlm_labels=masked.labels)
+                    window["counts"] += torch.stack([masked.n_masked, masked.n_words, (masked.n_masked == 0).long()])
+                else:
+                    window["counts"][1] += (batch["pos"] != 255).sum()
+                if cfg.albef:
+                    inputs["alpha"] = cfg.alpha * min(1.0, step / spe)
+                with autocast:
+                    out = forward(**inputs)
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                window["steps"] += 1
+                window["samples"] += batch["ids"].shape[0]
+                window["sums"] += torch.stack([out[k].float() for k in ("mlm", "itc", "itm", "itm_acc", "temp")])
 
-            if step % cfg.log_every == 0 or step == total:
-                stats["corrupt_samples"] = base_corrupt + sum(worker_corrupt.values())
-                record = _record(window, step, epoch, scheduler, grad_norm, stats, world, device, flops, peak)
-                metrics.write(record)
-                reset_window()
-            if step % check_every == 0 and stop.agreed(device):
-                interrupted = True
-            if interrupted or step % cfg.ckpt_every == 0 or step == total:
-                stats["corrupt_samples"] = base_corrupt + sum(worker_corrupt.values())
-                save_checkpoint(run_dir, _state(module, optimizer, scheduler, step, stats, world, cfg), main)
-            if interrupted:
-                break
-        del batches
-    stop.restore()
-    metrics.close()
+                if step % cfg.log_every == 0 or step == total:
+                    stats["corrupt_samples"] = base_corrupt + sum(worker_corrupt.values())
+                    record = _record(window, step, epoch, scheduler, grad_norm, stats, world, device, flops, peak)
+                    metrics.write(record)
+                    reset_window()
+                if step % check_every == 0 and stop.agreed(device):
+                    interrupted = True
+                if interrupted or step % cfg.ckpt_every == 0 or step == total:
+                    stats["corrupt_samples"] = base_corrupt + sum(worker_corrupt.values())
+                    save_checkpoint(run_dir, _state(module, optimizer, scheduler, step, stats, world, cfg), main)
+                if interrupted:
+                    break
+            del batches
+    finally:
+        stop.restore()
+        metrics.close()
     if interrupted:
         log.warning("stopped by SIGTERM at step %d; run the same command again to resume", step)
         return EXIT_INTERRUPTED

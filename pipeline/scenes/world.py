@@ -30,16 +30,16 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES: dict[str, str] = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars"}
 """Shape nouns, singular to plural."""
 
-SIZE_PX: dict[str, int] = {"big": 50, "small": 28}
+SIZE_PX: dict[str, int] = {"big": 52, "small": 30}
 """Bounding-box side of each size class, in pixels."""
 
-SHAPE_COUNT_WEIGHTS: dict[int, float] = {1: 0.3, 2: 0.35, 3: 0.2, 4: 0.15}
+SHAPE_COUNT_WEIGHTS: dict[int, float] = {1: 0.35, 2: 0.35, 3: 0.15, 4: 0.15}
 """How many objects a scene has: many easy single-shape scenes, fewer crowded ones."""
 
 DUPLICATE_P = 0.35
 """Chance that a multi-object scene repeats one kind of object (for counting and plurals)."""
 
-JITTER = 4
+JITTER = 3
 """Maximum random offset of an object's centre from its layout slot, in pixels."""
 
 MARGIN = 20

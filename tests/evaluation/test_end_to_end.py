@@ -98,3 +98,47 @@ def test_bad_usage_is_one_line_error(tiny_run, tmp_path, capsys):
     assert _eval(tiny_run, "--tasks", "retrieval", "--data", str(tmp_path / "x.json"),
                  "--images", str(tmp_path)) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_through_posmask_cli(tiny_run, tiny_eval, tmp_path, capsys):
+    """The real entry point (`--run` must not clobber the dispatcher's args.run)."""
+    from posmask_cli import main as posmask_main
+
+    assert posmask_main(["eval", "--run", str(tiny_run), "--tasks", "valse", "--scenes", str(tiny_eval),
+                         "--workers", "0", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "valse.json").is_file()
+    assert posmask_main(["eval", "--run", str(tiny_run), "--tasks", "vqa,nope"]) == 2
+
+
+def test_on_generated_scenes(tiny_run, tmp_path):
+    """retrieval, VALSE and VQA read the scenes generator's real output (formats stay in step)."""
+    generate = pytest.importorskip("pipeline.scenes.generate")
+    generate.ensure_scenes(tmp_path / "scenes", 0, train_images=1, eval_images=6, vqa_train_images=4,
+                           overwrite=True, strict_seed=True)
+    out = tmp_path / "out"
+    assert _eval(tiny_run, "--tasks", "retrieval,valse,vqa", "--scenes", str(tmp_path / "scenes" / "eval"),
+                 "--out", str(out), "--vqa-epochs", "1", "--k", "8") == 0
+    ret = json.loads((out / "retrieval.json").read_text())
+    assert ret["n_images"] == 6 and not ret["missing_images"]
+    valse = json.loads((out / "valse.json").read_text())
+    assert valse["average"]["n_pieces"] >= 3 and not valse["not_run"]
+    assert all(p["n_missing"] == 0 for p in valse["pieces"].values())
+    vqa = json.loads((out / "vqa.json").read_text())
+    assert vqa["n_eval"] > 0 and vqa["missing_images"] == {"train": 0, "val": 0}
+
+
+@pytest.mark.slow
+def test_vqa_two_processes(tiny_run, tiny_eval, tmp_path):
+    """`--gpus 2` fine-tunes with DDP (Gloo on CPU) and gathers the predictions on rank 0."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "posmask_cli", "eval", "--run", str(tiny_run), "--tasks", "vqa",
+                           "--scenes", str(tiny_eval), "--gpus", "2", "--device", "cpu", "--workers", "0",
+                           "--vqa-epochs", "1", "--vqa-batch-size", "4", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    preds = json.loads((out / "vqa_predictions_val.json").read_text())
+    assert len(preds) == 12  # both ranks' shares gathered
+    assert json.loads((out / "vqa.json").read_text())["n_train"] == 24

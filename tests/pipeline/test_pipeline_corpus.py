@@ -126,9 +126,11 @@ def test_img2dataset_bad_input_corpus(tmp_path: Path) -> None:
         ("00000/000000000.txt", b"The same key again."),
     ]
     write_tar(tmp_path / "src" / "00000.tar", members)
-    write_tar(tmp_path / "src" / "00001.tar", [("00001/000010000.jpg", jpg), ("00001/000010000.txt", b"A plane.")]
-              + [(f"00001/00001{i:04d}.{e}", d) for i in range(1, 4) for e, d in (("jpg", jpg), ("txt", b"Sky."))],
-              cut=4000)
+    small = jpeg_bytes((64, 48))
+    assert len(small) <= 1024  # so that the cut below falls inside the second sample
+    write_tar(tmp_path / "src" / "00001.tar", [("00001/000010000.jpg", small), ("00001/000010000.txt", b"A plane.")]
+              + [(f"00001/00001{i:04d}.{e}", d) for i in range(1, 4) for e, d in (("jpg", small), ("txt", b"Sky."))],
+              cut=3000)
     out = tmp_path / "out"
     run_pipeline(PipelineConfig(format="img2dataset", src=tmp_path / "src", out=out, source_name="cc3m",
                                 progress=False))

@@ -1,0 +1,179 @@
+"""Faults, through the real CLI in a subprocess (real Ray, 2 workers, real spaCy): a Ray worker
+SIGKILLed mid-run, the driver SIGKILLed mid-run then re-run, and wrong usage."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_testdata import REPO, cli_command, jpeg_bytes, run_cli, shard_digests, synthetic_captions, write_coco
+
+N_CAPTIONS, SHARD_SIZE = 3000, 100
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A COCO-format input of 3,000 synthetic captions on 40 small images (30 shards)."""
+    root = tmp_path_factory.mktemp("faults")
+    images = {i: jpeg_bytes((80 + i, 60), color=(i * 6, 90, 200)) for i in range(40)}
+    return write_coco(root / "src", synthetic_captions(N_CAPTIONS, seed=1), images)
+
+
+def tag_args(src: Path, out: Path) -> list[str]:
+    return ["--format", "coco", "--src", str(src), "--out", str(out), "--workers", "2",
+            "--shard-size", str(SHARD_SIZE), "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def clean_run(corpus: Path) -> tuple[Path, dict[str, str]]:
+    """An uninterrupted run: the reference output."""
+    out = corpus.parent.parent / "clean"
+    result = run_cli(*tag_args(corpus, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"read {N_CAPTIONS}, written {N_CAPTIONS}, rejected 0" in result.stdout
+    return out, shard_digests(out)
+
+
+def descendants(root: int) -> list[int]:
+    """Process ids below `root` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def finished_parts(out: Path) -> int:
+    return len(list((out / ".work" / "parts").glob("*.json")))
+
+
+def wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"run ended early: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def assert_same_output(out: Path, reference: tuple[Path, dict[str, str]]) -> None:
+    ref_out, ref_digests = reference
+    assert shard_digests(out) == ref_digests and len(ref_digests) == N_CAPTIONS // SHARD_SIZE
+    manifest, ref_manifest = (json.loads((p / "manifest.json").read_text()) for p in (out, ref_out))
+    assert manifest["shards"] == ref_manifest["shards"] and manifest["totals"] == ref_manifest["totals"]
+    assert (out / "captions.parquet").read_bytes() == (ref_out / "captions.parquet").read_bytes()
+    assert not list((out / "shards").glob(".*")) and not (out / ".work").exists()
+
+
+@pytest.mark.slow
+def test_worker_sigkill_mid_run(corpus: Path, clean_run, tmp_path: Path) -> None:
+    out = tmp_path / "killed-worker"
+    proc = subprocess.Popen(cli_command(*tag_args(corpus, out)), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    victims: list[int] = []
+    try:
+        def busy_worker() -> bool:
+            if finished_parts(out) < 2:
+                return False
+            victims.extend(p for p in descendants(proc.pid) if cmdline(p).startswith("ray::process_shard"))
+            return bool(victims)
+
+        wait_for(busy_worker, 240, proc)
+        os.kill(victims[0], signal.SIGKILL)  # a worker in the middle of a shard task
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            kill_all([proc.pid, *descendants(proc.pid)])
+    assert proc.returncode == 0, stderr[-3000:]
+    assert finished_parts(out) == 0 and f"read {N_CAPTIONS}, written {N_CAPTIONS}" in stdout
+    assert_same_output(out, clean_run)
+
+
+@pytest.mark.slow
+def test_driver_sigkill_then_resume(corpus: Path, clean_run, tmp_path: Path) -> None:
+    out = tmp_path / "killed-driver"
+    proc = subprocess.Popen(cli_command(*tag_args(corpus, out)), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: finished_parts(out) >= 5, 240, proc)
+        family = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-run ...
+        kill_all(family)  # ... and with it its local Ray (as on a machine crash)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_all([proc.pid, *descendants(proc.pid)])
+    assert not (out / "manifest.json").exists()
+    done = finished_parts(out)
+    assert 5 <= done < N_CAPTIONS // SHARD_SIZE
+    result = run_cli(*tag_args(corpus, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"({done} resumed)" in result.stdout or f"({done + 1} resumed)" in result.stdout, result.stdout
+    assert_same_output(out, clean_run)
+
+
+# --- wrong usage: one clear line on stderr, exit status 2, no traceback -------------------------
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("posmask tag-shards: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_src(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--format", "coco", "--out", str(tmp_path / "o")), "--src is required")
+    assert_one_line_error(run_cli("--format", "coco", "--src", str(tmp_path / "nope.json"), "--out",
+                                  str(tmp_path / "o")), "no such file")
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--format", "yaml", "--src", str(tmp_path), "--out", str(tmp_path / "o")),
+                          "unknown --format 'yaml'", "coco, img2dataset, table, scenes")
+
+
+def test_unreadable_json(tmp_path: Path) -> None:
+    bad = tmp_path / "captions_train.json"
+    bad.write_text('{"images": [], "annotations": [')
+    assert_one_line_error(run_cli("--format", "coco", "--src", str(bad), "--out", str(tmp_path / "o")),
+                          "unreadable JSON", str(bad))
+
+
+def test_bad_numbers_and_foreign_out(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--format", "coco", "--src", str(tmp_path), "--out", str(tmp_path / "o"),
+                                  "--workers", "0"), "--workers must be at least 1")
+    src = write_coco(tmp_path / "src", ["A cat."], {1: jpeg_bytes()})
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert_one_line_error(run_cli("--format", "coco", "--src", str(src), "--out", str(tmp_path / "busy")),
+                          "not empty", "--overwrite")
