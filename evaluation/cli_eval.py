@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vqa-head-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the new head")
     g.add_argument("--vqa-weight-decay", type=float, default=0.02, help="AdamW weight decay (default 0.02)")
     g.add_argument("--vqa-eval-split", default="val", help="split to predict: val (scored) or test-dev etc.")
+    g.add_argument("--vqa-train-limit", type=int, help="fine-tune on a seeded random subset of N training questions")
+    g.add_argument("--vqa-eval-limit", type=int, help="predict a seeded random subset of N evaluation questions")
     g = parser.add_argument_group("probe")
     g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions; "
                    f"default: DATA/tags, then {', '.join(PROBE_TAG_DIRS)}")
@@ -193,12 +195,14 @@ def _valse(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
 def _vqa(model, inp, args, device, out_dir, rank) -> dict[str, Any] | None:
     from evaluation.common import write_result
     from evaluation.vqa import VQASettings, run_vqa
-    from evaluation.vqa_data import answer_vocab, find_vqa_files, load_split
+    from evaluation.vqa_data import answer_vocab, find_vqa_files, load_split, subsample
 
     files = find_vqa_files(inp["data"], args.vqa_eval_split)
     train = load_split("train", files.train_questions, files.train_annotations, inp["images"], True)
     evals = load_split(args.vqa_eval_split, files.eval_questions, files.eval_annotations, inp["images"])
     vocab = answer_vocab(args.vqa_answers, train, args.vqa_top_k)
+    train = subsample(train, args.vqa_train_limit, args.seed)
+    evals = subsample(evals, args.vqa_eval_limit, args.seed)
     settings = VQASettings(epochs=args.vqa_epochs, warmup_epochs=args.vqa_warmup_epochs,
                            batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,

@@ -192,8 +192,10 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     for key, (heading, table) in tables.items():
         if table is None:
             continue
-        atomic_write_text(out / f"{key}.md", f"## {heading}\n\n{table}\n")
-        sections += ["", f"## {heading}", "", table]
+        note = data_note(runs, key)
+        body = table + (f"\n\n{note}" if note else "")
+        atomic_write_text(out / f"{key}.md", f"## {heading}\n\n{body}\n")
+        sections += ["", f"## {heading}", "", body]
     figures = []
     loss = plots.plot_losses(runs, out / "losses.png")
     if loss:
@@ -222,6 +224,31 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     atomic_write_text(index, "\n".join(sections) + "\n")
     log.info("wrote %s", index)
     return index
+
+
+def data_note(runs: Sequence[RunInfo], key: str) -> str | None:
+    """One line on the data behind a table (from the first run that has the task): sizes, chance, settings."""
+    task = {"valse_detail": None, "ratio": None}.get(key, key)
+    r = next((x.results[task] for x in runs if task and task in x.results), None)
+    if r is None:
+        return None
+    src = Path(str(r.get("data", "?"))).name
+    if task == "retrieval":
+        chance = r.get("chance_r1") or {}
+        return (f"Data: `{src}`, {r.get('n_images')} images / {r.get('n_texts')} captions, ITM re-ranks the ITC "
+                f"top {r.get('k_rerank')}; chance R@1: TR {fmt(chance.get('tr'))}, IR {fmt(chance.get('ir'))}.")
+    if task == "valse":
+        sizes = ", ".join(f"{p} {v.get('n')}" for p, v in r.get("pieces", {}).items() if v.get("status") == "ok")
+        subset = "valid subset (mturk.caption >= 2)" if r.get("valid_only", True) else "all entries"
+        return f"Data: `{src}`, {subset}; entries per piece: {sizes}. Chance acc_r: 50."
+    if task == "vqa":
+        st = r.get("settings", {})
+        return (f"Data: `{src}`, {r.get('n_train')} training / {r.get('n_eval')} {r.get('eval_split')} questions, "
+                f"{r.get('n_answers')} answers; fine-tuned {fmt(st.get('epochs'), 2)} epochs, batch "
+                f"{st.get('batch_size')}, lr {st.get('lr')}.")
+    if task == "probe":
+        return f"{r.get('n_images')} images, one caption each, seed {r.get('seed')}; tags from `{r.get('tags')}`."
+    return None
 
 
 def notes_section(runs: Sequence[RunInfo]) -> list[str]:

@@ -21,7 +21,6 @@ from evaluation.retrieval_metric import retrieval_metrics
 from shards.errors import UserError
 
 log = logging.getLogger(__name__)
-BELOW_TOPK = -1.0e4  # offset that keeps every re-ranked pair above every pair outside the top k
 
 
 @dataclass
@@ -98,10 +97,10 @@ def encode_texts(model, texts: list[str], device: torch.device,
 @torch.no_grad()
 def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: torch.Tensor,
            txt_tokens: torch.Tensor, txt_mask: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Scores [queries, candidates]: ITM log-odds on each query's top k by ITC, ITC - 1e4 elsewhere."""
+    """Scores [queries, candidates]: ITM log-odds on each query's top k by ITC; elsewhere the ITC
+    similarity shifted below the lowest ITM score (so R@n beyond k still follows ITC)."""
     k = min(k, sims.shape[1])
     top = sims.topk(k, dim=1).indices  # [Q, k]
-    scores = sims.clone() + BELOW_TOPK
     queries = torch.arange(sims.shape[0], device=sims.device).unsqueeze(1).expand(-1, k).reshape(-1)
     cands = top.reshape(-1)
     itm = torch.empty(queries.shape[0], device=sims.device)
@@ -116,6 +115,8 @@ def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: 
         with autocast(device):
             itm[sel] = itm_match_logit(model, img_tokens[img_idx], txt_tokens[txt_idx, :length],
                                        txt_mask[txt_idx, :length]).to(itm.dtype)
+    # below the top k keep the ITC order, shifted under every ITM score (by no more than needed, to keep precision)
+    scores = sims.float() + (float(itm.min()) - 2.0 - float(sims.max()) + 1.0 if itm.numel() else 0.0)
     scores[queries, cands] = itm
     return scores
 

@@ -155,6 +155,20 @@ def load_split(name: str, questions_file: Path, annotations_file: Path | None, i
     return VQASplit(name, questions, annotations, images, sorted(set(missing)))
 
 
+def subsample(split: VQASplit, limit: int | None, seed: int = 0) -> VQASplit:
+    """A seeded random subset of `limit` questions (order kept); the split itself when no limit applies."""
+    if limit is None or limit >= len(split.questions):
+        return split
+    if limit < 1:
+        raise UserError(f"VQA {split.name}: a question limit must be >= 1 (got {limit})")
+    import random
+
+    keep = sorted(random.Random(f"{seed}:{split.name}").sample(range(len(split.questions)), limit))
+    log.info("VQA %s: using %d of %d questions", split.name, limit, len(split.questions))
+    return VQASplit(split.name, [split.questions[i] for i in keep], split.annotations,
+                    [split.images[i] for i in keep], split.missing_images)
+
+
 def answer_vocab(answers_file: str | os.PathLike[str] | None, train: VQASplit | None, top_k: int = 3129) -> list[str]:
     """The answer list: from a JSON list file (the standard 3,129, index 0 is ""), else the top-K
     normalised `multiple_choice_answer`s of the training annotations (ties alphabetical)."""

@@ -1,8 +1,8 @@
 """Word (spaCy token) <-> wordpiece alignment, and consistent truncation to a maximum length.
 
 A wordpiece takes the UPOS of the spaCy token that contains its first character; offsets come
-from the fast tokenizer's `offset_mapping`, which points into the original (not lower-cased,
-not accent-stripped) caption, so they compare directly with spaCy's `token.idx`.
+from the fast tokenizer's offsets (start of each piece), which point into the original (not
+lower-cased, not accent-stripped) caption, so they compare directly with spaCy's `token.idx`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def align_caption(
     word_lengths: np.ndarray,
     word_upos: np.ndarray,
     piece_ids: Sequence[int],
-    piece_offsets: Sequence[tuple[int, int]],
+    piece_starts: Sequence[int],
     max_len: int,
     cls_id: int,
     sep_id: int,
@@ -40,8 +40,7 @@ def align_caption(
     n_pieces = len(piece_ids)
     if n_pieces == 0 or len(word_starts) == 0:
         return None
-    starts = np.fromiter((s for s, _ in piece_offsets), dtype=np.int64, count=n_pieces)
-    p2w = piece_to_word(word_starts, starts)
+    p2w = piece_to_word(word_starts, np.asarray(piece_starts, dtype=np.int64))
     limit = max_len - 2
     truncated = cut
     if n_pieces > limit:

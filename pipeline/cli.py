@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--format", default=None, metavar="FORMAT",
-                        help="input format: coco, img2dataset, table or scenes")
-    parser.add_argument("--src", type=Path, default=None, help="input file or folder (see formats below)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder")
+                        help="required: input format, one of coco, img2dataset, table, scenes")
+    parser.add_argument("--src", type=Path, default=None, help="required: input file or folder (see formats below)")
+    parser.add_argument("--out", type=Path, default=None, help="required: output folder")
     parser.add_argument("--workers", type=int, default=2, help="local Ray worker processes (default 2)")
     parser.add_argument("--image-size", type=int, default=256,
                         help="downscale (never upscale) to this shorter side; 0 keeps the bytes (default 256)")

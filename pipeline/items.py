@@ -80,3 +80,4 @@ class ShardResult:
     seconds: float = 0.0
     worker_pid: int = 0
     worker_rss_mb: float = 0.0
+    finished: float = 0.0  # wall-clock time.time() when the shard was done

@@ -191,7 +191,10 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     tot = totals(ordered)
     summary = summary_line(tot, len(chunks), resumed, elapsed, out)
     run = {"workers": cfg.workers, "ray_address": cfg.ray_address, "seconds": round(elapsed, 2),
-           "resumed_shards": resumed, "summary": summary}
+           "resumed_shards": resumed, "summary": summary,
+           "shards": [{"file": r.name, "seconds": round(r.seconds, 3), "worker_pid": r.worker_pid,
+                       "worker_rss_mb": round(r.worker_rss_mb, 1), "finished": round(r.finished, 3)}
+                      for r in ordered]}
     manifest = finish(out, ordered, config, tokenizer_info.to_manifest(), run)
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
     return manifest

@@ -97,23 +97,39 @@ class Tagger:
                 out.append((arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), self._pos[arr[:, 2]]))
         return out
 
+    def wordpieces(self, captions: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """(ids, start offsets) of each normalised caption's wordpieces, without specials.
+
+        Equal to the fast tokenizer on the whole caption: BERT normalisation and pre-tokenisation
+        never look across a space, and normalised captions hold single spaces only, so each
+        space-separated chunk is tokenised once per batch (captions repeat their words a lot).
+        """
+        chunked = [text.split(" ") for text in captions]
+        unique = list(dict.fromkeys(chunk for chunks in chunked for chunk in chunks))
+        encodings = self.tokenizer.backend_tokenizer.encode_batch(unique, add_special_tokens=False)
+        table = {chunk: (enc.ids, [start for start, _ in enc.offsets]) for chunk, enc in zip(unique, encodings)}
+        out = []
+        for chunks in chunked:
+            ids: list[int] = []
+            starts: list[int] = []
+            offset = 0
+            for chunk in chunks:
+                chunk_ids, chunk_starts = table[chunk]
+                ids.extend(chunk_ids)
+                starts.extend([s + offset for s in chunk_starts] if offset else chunk_starts)
+                offset += len(chunk) + 1
+            out.append((ids, starts))
+        return out
+
     def tag(self, captions: Sequence[str], cut: Sequence[bool] | None = None) -> list[TaggedCaption | None]:
-        """Tag and align each caption (None where it yields no wordpieces)."""
+        """Tag and align each normalised caption (None where it yields no wordpieces)."""
         if not captions:
             return []
         words = self.word_arrays(captions)
-        enc = self.tokenizer(
-            list(captions),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        pieces = self.wordpieces(captions)
         info = self.tokenizer_info
         cut = cut or [False] * len(captions)
         return [
-            align_caption(text, starts, lengths, upos, ids, offsets, self.max_len, info.cls_id, info.sep_id, c)
-            for text, (starts, lengths, upos), ids, offsets, c in zip(
-                captions, words, enc["input_ids"], enc["offset_mapping"], cut
-            )
+            align_caption(text, w_starts, lengths, upos, ids, starts, self.max_len, info.cls_id, info.sep_id, c)
+            for text, (w_starts, lengths, upos), (ids, starts), c in zip(captions, words, pieces, cut)
         ]

@@ -24,7 +24,7 @@ from shards.upos import UPOS_NAMES
 log = logging.getLogger(__name__)
 
 IMAGE_CACHE = 32
-_TAGGERS: dict[tuple[str | None, int], Tagger] = {}
+_TAGGERS: dict[tuple[str | None, int, int], Tagger] = {}
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,11 @@ class TaskConfig:
     batch_size: int = 512
 
 
-def get_tagger(model: str | None, max_len: int) -> Tagger:
+def get_tagger(model: str | None, max_len: int, batch_size: int = 512) -> Tagger:
     """The process's Tagger, loaded on first use and kept (one spaCy + tokenizer per worker)."""
-    key = (model, max_len)
+    key = (model, max_len, batch_size)
     if key not in _TAGGERS:
-        _TAGGERS[key] = Tagger(model, max_len=max_len)
+        _TAGGERS[key] = Tagger(model, max_len=max_len, batch_size=batch_size)
     return _TAGGERS[key]
 
 
@@ -71,7 +71,7 @@ def load_image(spec: ChunkSpec, item, policy: ImagePolicy) -> tuple:
 def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
     """Tag and write shard `spec.index` from input chunk `spec.index` (deterministic in its inputs)."""
     started = time.perf_counter()
-    tagger = get_tagger(cfg.spacy_model, cfg.max_len)
+    tagger = get_tagger(cfg.spacy_model, cfg.max_len, cfg.batch_size)
     inputs = read_items(spec)
     rejects: dict[int, Reject] = {}
     texts: list[str] = []
@@ -151,6 +151,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
         seconds=time.perf_counter() - started,
         worker_pid=os.getpid(),
         worker_rss_mb=rss_mb(),
+        finished=time.time(),
     )
     write_part(out, result)
     log.debug("%s: %d written, %d rejected in %.1fs", spec.name, result.samples, len(result.rejects), result.seconds)

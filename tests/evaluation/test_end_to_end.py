@@ -53,10 +53,11 @@ def test_valse_end_to_end(tiny_run, tiny_eval):
 
 
 def test_vqa_end_to_end(tiny_run, tiny_eval):
-    assert _eval(tiny_run, "--tasks", "vqa", "--scenes", str(tiny_eval), "--vqa-epochs", "2",
-                 "--vqa-batch-size", "8", "--vqa-lr", "1e-3") == 0
+    assert _eval(tiny_run, "--tasks", "vqa", "--scenes", str(tiny_eval), "--vqa-epochs", "1",
+                 "--vqa-batch-size", "8", "--vqa-lr", "1e-3", "--vqa-train-limit", "20") == 0
     r = json.loads((tiny_run / "eval" / "vqa.json").read_text())
-    assert r["n_answers"] == 6 and r["n_train"] == 24 and r["n_eval"] == 12
+    assert r["n_answers"] == 6 and r["n_train"] == 20 and r["n_eval"] == 12
+    assert r["settings"]["epochs"] == 1 and len(r["train_curve"]) == 1  # 3 steps, logged at the last
     assert set(r["metrics"]["per_answer_type"]) == {"number", "other", "yes/no"}
     preds = json.loads((tiny_run / "eval" / r["predictions"]).read_text())
     assert len(preds) == 12 and set(preds[0]) == {"question_id", "answer"}
