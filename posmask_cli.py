@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(_entry=module.run)
     return parser
 
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        return int(args.run(args) or 0)
+        return int(args._entry(args) or 0)
     except UserError as err:
         print(f"posmask {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -118,8 +118,22 @@ def relaunch_distributed(gpus: int) -> int:
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(gpus),
                    LOCAL_WORLD_SIZE=str(gpus), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         procs.append(subprocess.Popen(cmd, env=env))
-    codes = [p.wait() for p in procs]
-    return next((c for c in codes if c), 0)
+    try:
+        while True:  # a failed rank would leave the others waiting in a collective: stop them
+            codes = [p.poll() for p in procs]
+            failed = next((c for c in codes if c), None)
+            if failed is not None or all(c == 0 for c in codes):
+                break
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+    if failed is not None:
+        log.error("a process failed with exit status %d; stopped the others", failed)
+    return failed or 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         tasks = (["vqa"] if "vqa" in tasks else []) + ([t for t in tasks if t != "vqa"] if rank == 0 else [])
     several = len(tasks) > 1
     inputs = {t: task_inputs(t, args, several) for t in tasks}  # check paths before loading the model
+    if "probe" in inputs:
+        probe_tags(args, inputs["probe"])
 
     from evaluation.common import load_model, pick_device
 
@@ -216,18 +232,25 @@ def _vqa(model, inp, args, device, out_dir, rank) -> dict[str, Any] | None:
     return result
 
 
+def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
+    """The probe's UPOS tags: --probe-tags, else DATA/tags (or a captions.parquet beside), else PROBE_TAG_DIRS."""
+    if args.probe_tags:
+        return args.probe_tags
+    layout = inp["layout"]
+    candidates = ([layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []) + \
+        [Path(p) for p in PROBE_TAG_DIRS]
+    tags = next((str(c) for c in candidates if (c / "captions.parquet").is_file() or c.is_file()), None)
+    if tags is None:
+        raise UserError(f"probe: no UPOS tags found for {inp['data']}; tag them with `posmask tag-shards --format coco "
+                        f"--src {inp['data']} --images {inp['images']} --out {PROBE_TAG_DIRS[0]}` "
+                        "(or pass --probe-tags DIR), or leave probe out of --tasks")
+    return tags
+
+
 def _probe(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
     from evaluation.probe import load_probe_items, run_probe
 
-    tags = args.probe_tags
-    if tags is None:
-        layout = inp["layout"]
-        candidates = ([layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []) + \
-            [Path(p) for p in PROBE_TAG_DIRS]
-        tags = next((str(c) for c in candidates if (c / "captions.parquet").is_file() or c.is_file()), None)
-        if tags is None:
-            raise UserError("probe: no UPOS tags for the captions; run `posmask tag-shards` on "
-                            f"{inp['data']} and pass its output with --probe-tags")
+    tags = probe_tags(args, inp)
     items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)
     result = run_probe(model, items, device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
                        workers=args.workers)

@@ -252,7 +252,7 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
             device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fine-tune, predict the evaluation split, score it when annotated. Returns (result, predictions)."""
     index = {a: i for i, a in enumerate(vocab)}
-    covered = [bool(soft_targets(a, index)) for a in train.annotations.values()]
+    covered = [bool(soft_targets(train.annotations.get(int(q["question_id"]), {}), index)) for q in train.questions]
     log.info("VQA: %d train / %d %s questions, %d answers (%.1f%% of training questions have one in the list)",
              len(train.questions), len(evals.questions), evals.name, len(vocab), 100 * np.mean(covered or [0]))
     model = VQAModel(backbone, len(vocab)).to(device)

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, help="per process (thesis: 64)")
     add("--lr", type=float)
     add("--warmup-steps", type=int)
+    add("--hard-negative-warmup", type=int, metavar="STEPS",
+        help="ramp ITM negatives from uniform to hard over STEPS (thesis 0 = hard from the start, tiny 500)")
     add("--vision-weights", help="local weights file, a timm hub name in the local HF cache, or 'random'")
     add("--albef", action="store_true", help="ALBEF momentum distillation (EMA 0.995, alpha 0.4) + ITC queue")
     add("--queue-size", type=int, help="ALBEF ITC queue length (thesis 65,536)")
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 FORWARDED = ("pos", "ratio", "preset", "shards", "run", "epochs", "max_steps", "batch_size", "lr", "warmup_steps",
-             "vision_weights", "queue_size", "seed", "workers", "shuffle_buffer", "log_every", "ckpt_every")
+             "hard_negative_warmup", "vision_weights", "queue_size", "seed", "workers", "shuffle_buffer",
+             "log_every", "ckpt_every")
 FLAGS = ("albef", "compile", "fp32", "cpu")
 
 
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = preset_config(
         args.preset, pos=args.pos, ratio=spec.ratio, shards=args.shards, run=run_dir, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        hard_negative_warmup=args.hard_negative_warmup,
         vision_weights=args.vision_weights, albef=args.albef or None, queue_size=args.queue_size, seed=args.seed,
         workers=args.workers, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
         ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None)

@@ -21,7 +21,9 @@ class Pretrainer(nn.Module):
 
     def forward(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
                 mlm_ids: Tensor | None = None, mlm_labels: Tensor | None = None,
-                alpha: float = 0.0) -> dict[str, Tensor]:
+                alpha: float = 0.0, hardness: float = 1.0) -> dict[str, Tensor]:
+        """All losses of one batch. `hardness` scales the ITC logits that ITM negatives are drawn from:
+        1 = ALBEF's hard negatives, 0 = uniform over the other images (a curriculum for tiny models)."""
         m = self.model
         image_tokens, image_feat = m.encode_image(pixels)
         text_tokens, text_feat = m.encode_text(ids, attention_mask)
@@ -37,7 +39,7 @@ class Pretrainer(nn.Module):
 
         # ITM: positives, one hard negative image per text and one hard negative text per image (local batch).
         with torch.no_grad():
-            sim_i2t = image_feat @ text_feat.t() / temp
+            sim_i2t = image_feat @ text_feat.t() / temp * hardness
             neg_text = sample_hard_negatives(sim_i2t, image_ids, image_ids)
             neg_image = sample_hard_negatives(sim_i2t.t(), image_ids, image_ids)
         texts = torch.cat([text_tokens, text_tokens, text_tokens[neg_text]])

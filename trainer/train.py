@@ -105,14 +105,15 @@ def train(cfg: TrainConfig, dist_info: DistInfo) -> int:
     check_same_vocab(shards.manifest, tok)
     cfg.model.vocab_size, cfg.model.pad_id = tok.vocab_size, tok.pad_id
     spec = parse_mask_spec(cfg.pos, cfg.ratio if cfg.pos.lower() != "none" else None)
-    check_resumable(run_dir, cfg)
     ckpt = load_checkpoint(run_dir)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / RUN_CONFIG, cfg.to_dict())
+    if ckpt is not None:
+        check_resumable(run_dir, cfg)
 
     torch.manual_seed(cfg.seed)  # identical init on every rank
     model = PosMaskModel(cfg.model, vision_weights="random" if ckpt else cfg.vision_weights)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / RUN_CONFIG, cfg.to_dict())
     albef = MomentumQueue(model, cfg.momentum, cfg.queue_size, cfg.model.embed_dim) if cfg.albef else None
     module = Pretrainer(model, spec.mlm, albef).to(device)
     optimizer = build_optimizer(model, cfg, device)
@@ -188,6 +189,8 @@ def train(cfg: TrainConfig, dist_info: DistInfo) -> int:
                     window["counts"][1] += (batch["pos"] != 255).sum()
                 if cfg.albef:
                     inputs["alpha"] = cfg.alpha * min(1.0, step / spe)
+                if cfg.hard_negative_warmup:
+                    inputs["hardness"] = min(1.0, step / cfg.hard_negative_warmup)
                 with autocast:
                     out = forward(**inputs)
                 optimizer.zero_grad(set_to_none=True)

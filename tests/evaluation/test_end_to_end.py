@@ -143,3 +143,14 @@ def test_vqa_two_processes(tiny_run, tiny_eval, tmp_path):
     preds = json.loads((out / "vqa_predictions_val.json").read_text())
     assert len(preds) == 12  # both ranks' shares gathered
     assert json.loads((out / "vqa.json").read_text())["n_train"] == 24
+
+
+def test_probe_without_tags_fails_before_any_work(tiny_run, tiny_eval, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    bare = tmp_path / "eval"
+    shutil.copytree(tiny_eval, bare, ignore=shutil.ignore_patterns("tags"))
+    monkeypatch.chdir(tmp_path)
+    assert _eval(tiny_run, "--tasks", "retrieval,probe", "--scenes", str(bare), "--out", str(tmp_path / "o")) == 2
+    assert "no UPOS tags" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
