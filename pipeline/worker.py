@@ -17,7 +17,7 @@ from pipeline.normalize import CaptionRejected, clean_caption
 from pipeline.serialize import sample_members
 from pipeline.sources import read_image, read_items
 from pipeline.tagger import Tagger
-from pipeline.writer import ShardWriter, part_paths, write_part, write_rows
+from pipeline.writer import CAPTION_COLUMNS, ShardWriter, part_paths, write_part, write_rows
 from shards.atomic import sha256_file
 from shards.upos import UPOS_NAMES
 
@@ -93,9 +93,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
 
     out = Path(cfg.out)
     writer = ShardWriter(out / "shards" / spec.name)
-    rows: dict[str, list[Any]] = {name: [] for name in
-                                  ("key", "source", "image_id", "shard", "caption", "truncated", "words", "upos",
-                                   "spans", "ids", "pos", "word")}
+    rows: dict[str, list[Any]] = {name: [] for name in CAPTION_COLUMNS}
     word_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     piece_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     truncated = 0

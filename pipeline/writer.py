@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.items import Reject, ShardResult
 from shards.atomic import atomic_path, atomic_write_json
 
-TAR_MTIME = 0.0  # fixed member metadata: the same input gives byte-identical tars
+TAR_MTIME = 0  # fixed member metadata (an int: a float mtime costs a PAX header per member)
 TAR_USER = "posmask"
 TAR_MODE = 0o444
 WORK_DIR = ".work"  # OUT/.work: config of the run in progress and finished-shard parts

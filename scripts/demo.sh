@@ -10,8 +10,9 @@ SCENES=${SCENES:-data/scenes}
 SHARDS=${SHARDS:-data/shards/scenes}
 EVAL_TAGS=${EVAL_TAGS:-data/shards/scenes-eval}
 STEPS=${DEMO_STEPS:-600}
-VQA_EPOCHS=${DEMO_VQA_EPOCHS:-2}
 # name:POS:RATIO for each run
+# small settings so the tiny model's evaluation fits the demo's time (see `posmask eval --help`)
+EVAL_ARGS=${DEMO_EVAL_ARGS:-"--k 16 --vqa-epochs 1 --vqa-train-limit 1000 --vqa-lr 5e-4"}
 RUN_SPECS=${DEMO_RUNS:-"none:none: random:random:0.15 adj:ADJ:0.7"}
 
 started=$(date +%s)
@@ -22,7 +23,7 @@ $POSMASK make-scenes --out "$SCENES"
 
 step "2/5 tagging captions into shards (Ray, 2 workers)"
 $POSMASK tag-shards --format scenes --src "$SCENES" --out "$SHARDS" --workers 2
-$POSMASK tag-shards --format coco --src "$SCENES/eval/captions.json" --out "$EVAL_TAGS" --workers 2 --text-only
+$POSMASK tag-shards --format coco --src "$SCENES/eval/captions.json" --images "$SCENES/eval/images" --out "$EVAL_TAGS" --workers 2
 
 runs=()
 for spec in $RUN_SPECS; do
@@ -33,7 +34,7 @@ for spec in $RUN_SPECS; do
     $POSMASK pretrain --preset tiny --pos "$pos" ${ratio:+--ratio "$ratio"} --shards "$SHARDS" --run "$run" --max-steps "$STEPS"
     step "4/5 evaluating $run"
     $POSMASK eval --run "$run" --scenes "$SCENES/eval" --tasks retrieval,valse,vqa,probe \
-        --vqa-epochs "$VQA_EPOCHS" --probe-tags "$EVAL_TAGS"
+        --probe-tags "$EVAL_TAGS" $EVAL_ARGS
 done
 
 step "5/5 writing the report"

@@ -36,13 +36,17 @@ def itc_loss(image_feat: Tensor, text_feat: Tensor, image_feat_all: Tensor, text
 
 @torch.no_grad()
 def sample_hard_negatives(sim: Tensor, row_ids: Tensor, col_ids: Tensor,
-                          generator: torch.Generator | None = None) -> Tensor:
+                          generator: torch.Generator | None = None, hardness: float = 1.0) -> Tensor:
     """For each row, one column index drawn with probability softmax(sim) over columns whose image id
     differs (Gumbel-max on the logits: no host sync, no multinomial failure). A row with no valid
     column (every candidate shows the same image) falls back to a uniformly random column; the caller
     labels each pair by comparing image ids, so such a pair is never mislabelled as a negative.
+    With `hardness` < 1, each row is drawn uniformly instead with probability 1 - hardness (a curriculum).
     """
     valid = row_ids[:, None] != col_ids[None, :]
+    if hardness < 1.0:
+        hard_rows = torch.rand(sim.shape[0], 1, device=sim.device, generator=generator) < hardness
+        sim = torch.where(hard_rows, sim, torch.zeros_like(sim))
     uniform = torch.rand(sim.shape, device=sim.device, generator=generator).clamp_(1e-20, 1.0)
     gumbel = -torch.log(-torch.log(uniform))
     scores = torch.where(valid, sim.float() + gumbel, torch.full_like(gumbel, float("-inf")))

@@ -22,8 +22,8 @@ class Pretrainer(nn.Module):
     def forward(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
                 mlm_ids: Tensor | None = None, mlm_labels: Tensor | None = None,
                 alpha: float = 0.0, hardness: float = 1.0) -> dict[str, Tensor]:
-        """All losses of one batch. `hardness` scales the ITC logits that ITM negatives are drawn from:
-        1 = ALBEF's hard negatives, 0 = uniform over the other images (a curriculum for tiny models)."""
+        """All losses of one batch. `hardness`: share of ITM negatives drawn hard from the ITC similarities
+        (1 = ALBEF); the others are uniform over the other images (a curriculum for tiny models)."""
         m = self.model
         image_tokens, image_feat = m.encode_image(pixels)
         text_tokens, text_feat = m.encode_text(ids, attention_mask)
@@ -39,9 +39,9 @@ class Pretrainer(nn.Module):
 
         # ITM: positives, one hard negative image per text and one hard negative text per image (local batch).
         with torch.no_grad():
-            sim_i2t = image_feat @ text_feat.t() / temp * hardness
-            neg_text = sample_hard_negatives(sim_i2t, image_ids, image_ids)
-            neg_image = sample_hard_negatives(sim_i2t.t(), image_ids, image_ids)
+            sim_i2t = image_feat @ text_feat.t() / temp
+            neg_text = sample_hard_negatives(sim_i2t, image_ids, image_ids, hardness=hardness)
+            neg_image = sample_hard_negatives(sim_i2t.t(), image_ids, image_ids, hardness=hardness)
         texts = torch.cat([text_tokens, text_tokens, text_tokens[neg_text]])
         masks = torch.cat([attention_mask, attention_mask, attention_mask[neg_text]])
         images = torch.cat([image_tokens, image_tokens[neg_image], image_tokens])

@@ -34,7 +34,8 @@ def load_coco(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: unreadable JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) or not isinstance(data.get("images"), list):
+    if not (isinstance(data, dict) and isinstance(data.get("annotations"), list)
+            and isinstance(data.get("images"), list)):
         raise UserError(f"{path}: not a COCO captions file (needs lists 'images' and 'annotations')")
     return data
 
@@ -42,7 +43,8 @@ def load_coco(path: Path) -> dict[str, Any]:
 def default_image_root(captions_json: Path) -> Path | None:
     """Guess the image folder: captions_<split>.json -> <split>/ next to it or one level up, or images/."""
     split = captions_json.stem.removeprefix("captions_")
-    for candidate in (captions_json.parent / split, captions_json.parent.parent / split, captions_json.parent / "images"):
+    here = captions_json.parent
+    for candidate in (here / split, here.parent / split, here / "images"):
         if candidate.is_dir():
             return candidate
     return None
@@ -97,10 +99,8 @@ def chunks(
     if not text_only:
         image_root = image_root or default_image_root(captions_json)
         if image_root is None or not image_root.is_dir():
-            raise UserError(
-                f"image folder {'not found next to ' + str(captions_json) if image_root is None else str(image_root) + ' is not a folder'}; "
-                "pass --images DIR, or --text-only to tag captions without images"
-            )
+            problem = f"not found next to {captions_json}" if image_root is None else f"{image_root} is not a folder"
+            raise UserError(f"image folder {problem}; pass --images DIR, or --text-only to tag captions without images")
         image_root = image_root.resolve()
     items = coco_items(data, None if text_only else image_root, label, limit)
     log.info("%s: %d captions of %d images", captions_json, len(items), len(data["images"]))

@@ -34,7 +34,8 @@ def chunks(src: Path, shard_size: int, name: str, label: str = "img2dataset") ->
     del shard_size
     tars = find_tars(src)
     log.info("%s: %d input tars", src, len(tars))
-    return [ChunkSpec(index=i, name=chunk_name(name, i), source=label, path=str(p.resolve())) for i, p in enumerate(tars)]
+    return [ChunkSpec(index=i, name=chunk_name(name, i), source=label, path=str(p.resolve()))
+            for i, p in enumerate(tars)]
 
 
 def _split_member(name: str) -> tuple[str, str]:
@@ -94,7 +95,8 @@ def read_tar_items(spec: ChunkSpec) -> list[InputItem]:
     for key in order:
         group = groups[key]
         short = Path(key).name
-        item = InputItem(f"{spec.source}-{safe_key(short)}", short, group.get("txt"), group.get("image"))  # type: ignore[arg-type]
+        item = InputItem(f"{spec.source}-{safe_key(short)}", short,
+                         group.get("txt"), group.get("image"))  # type: ignore[arg-type]
         if item.caption is None and "json" in group:
             try:
                 caption = json.loads(group["json"]).get("caption")  # type: ignore[arg-type]

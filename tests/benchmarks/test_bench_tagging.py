@@ -208,6 +208,7 @@ def test_bench_tagging(tmp_path: Path) -> None:
     from pipeline.tagger import Tagger, find_model
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     captions, source = pipeline_bench_captions(tmp_path)
     tagger = Tagger(max_len=64)
     info = tagger.tokenizer_info
@@ -282,12 +283,16 @@ def test_bench_tagging(tmp_path: Path) -> None:
     ]
     table = "\n".join(["| measure | result | goal | met |", "|---|---|---|---|",
                        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)])
+    load_after = os.getloadavg()[0]
+    busy = (f": other jobs shared the {os.cpu_count()} CPUs, so wall-clock ratios (Ray scaling above all) "
+            "understate the stage" if max(load_before, load_after) > (os.cpu_count() or 1) + 0.5 else "")
     section = (
         "## Tagging\n\n"
         f"`tests/benchmarks/test_bench_tagging.py` on {n:,} {source}; {platform.machine()}, "
         f"{os.cpu_count()} CPUs; spaCy pipes {['tok2vec', 'tagger', 'attribute_ruler']}; all ratios measured side "
         f"by side in one run ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{time.perf_counter() - started:.0f} s). The text path and bare `nlp.pipe` are timed in interleaved "
+        f"{time.perf_counter() - started:.0f} s; 1-min load average {load_before:.1f} at the start, "
+        f"{load_after:.1f} at the end{busy}). The text path and bare `nlp.pipe` are timed in interleaved "
         f"blocks of {BLOCK}; the naive way on {len(subset)} captions, scaled per caption; Ray timings exclude "
         "Ray start-up and model loading (listed separately); memory is the workers' RSS after each shard. "
         "Projections assume the measured rates and parallel efficiency hold; images are decoded and "

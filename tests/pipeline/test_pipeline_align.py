@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -55,13 +56,15 @@ def check_invariants(tagger: Tagger, tc, max_len: int = 64) -> None:
         assert a <= start < b, (tc.caption, start, tc.words[w])  # the word holding the piece's first char
 
 
-@settings(max_examples=int(__import__("os").environ.get("POSMASK_HYPOTHESIS_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("POSMASK_HYPOTHESIS_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=ALPHABET, max_size=300))
 def test_random_captions(tagger: Tagger, caption: str) -> None:
     check_tagged(tagger, caption)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["a", "dog", "unbelievably", "東京", "José", "🚲", "the", "extraordinarily"]),
                 min_size=1, max_size=80), st.integers(min_value=3, max_value=40))
 def test_truncation_keeps_whole_words(tagger: Tagger, caption_words: list[str], max_len: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ def check_output(out: Path, read: int) -> tuple[dict, dict, dict]:
     rejects = rejects_of(out)
     assert totals["read"] == read == totals["written"] + totals["rejected"]
     assert totals["written"] == len(samples) == sum(json.loads((out / "shards" / "sizes.json").read_text()).values())
-    assert totals["rejected"] == pq.read_table(out / "rejects.parquet").num_rows and sum(totals["rejected_by_reason"].values()) == len(rejects)
+    n_rejects = pq.read_table(out / "rejects.parquet").num_rows
+    assert totals["rejected"] == n_rejects == sum(totals["rejected_by_reason"].values())
     assert all(rejects[k] == R.DUPLICATE_KEY for k in set(samples) & set(rejects))
     captions = pq.read_table(out / "captions.parquet").to_pydict()
     assert captions["key"] == [s.key for s in iter_samples(out)]
@@ -49,6 +51,11 @@ def check_output(out: Path, read: int) -> tuple[dict, dict, dict]:
     hist = json.loads((out / "pos_histogram.json").read_text())
     assert sum(hist["word"].values()) == sum(len(s.meta["words"]) for s in samples.values())
     assert (out / "pos_histogram.png").stat().st_size > 1000 and not (out / ".work").exists()
+    for shard in manifest["shards"]:  # fixed member metadata: the same input gives the same bytes
+        with tarfile.open(out / "shards" / shard["file"]) as tar:
+            for member in tar:
+                assert (member.mtime, member.mode, member.uid, member.uname, member.pax_headers) == (
+                    0, 0o444, 0, "posmask", {})
     return manifest, samples, rejects
 
 
@@ -88,7 +95,8 @@ def test_coco_bad_input_corpus(tmp_path: Path) -> None:
     }
     assert manifest["totals"]["truncated"] == 1 and len(manifest["shards"]) == 3
     long = samples["coco-000000000001-4"]
-    assert len(long.ids) <= 64 and long.caption == " ".join(long.meta["words"]) and long_caption.startswith(long.caption)
+    assert len(long.ids) <= 64 and long.caption == " ".join(long.meta["words"])
+    assert long_caption.startswith(long.caption)
     odd = samples["coco-000000000001-5"]
     assert "東京" in odd.meta["words"] and "🐶" in odd.meta["words"] and 100 in odd.ids  # [UNK]
     assert samples["coco-000000000001-6"].caption == "<b>A cat</b> &amp; a <i>dog</i> <br/>"
@@ -179,3 +187,18 @@ def test_real_coco_captions_text_only(tmp_path: Path, shared_data: Path) -> None
     assert sample.image_bytes is None and sample.meta["image_id"].isdigit()
     ids = np.concatenate([s.ids for s in samples.values()])
     assert (ids == 100).mean() < 0.001  # hardly any [UNK] in real English captions
+
+
+def test_scenes_format_runs_the_coco_source(tmp_path: Path) -> None:
+    scenes = pytest.importorskip("pipeline.scenes")
+    root = tmp_path / "scenes"
+    train_json, _ = scenes.ensure_scenes(root, seed=0, train_images=40, eval_images=4, vqa_train_images=4)
+    out = tmp_path / "out"
+    run_pipeline(PipelineConfig(format="scenes", src=root, out=out, progress=False))
+    captions_json = json.loads(Path(train_json).read_text(encoding="utf-8"))
+    manifest, samples, _ = check_output(out, len(captions_json["annotations"]))
+    assert manifest["totals"]["written"] == len(captions_json["annotations"])
+    assert manifest["config"]["source"] == "scenes"
+    assert all(key.startswith("scenes-") for key in samples)
+    hist = json.loads((out / "pos_histogram.json").read_text())["word"]
+    assert all(hist[c] > 0 for c in ("NOUN", "VERB", "ADJ", "DET", "ADP", "AUX", "PRON", "NUM", "CCONJ", "PUNCT"))
