@@ -83,6 +83,8 @@ def validate(cfg: PipelineConfig) -> None:
 def resolve_source(cfg: PipelineConfig) -> tuple[Path, Path | None]:
     """(input file or folder, image folder) — for `scenes`, the generated COCO-format sample."""
     if cfg.format != "scenes":
+        if not cfg.src.exists():
+            raise UserError(f"--src {cfg.src}: no such file or folder")
         return cfg.src.resolve(), cfg.images.resolve() if cfg.images else None
     try:
         from pipeline.scenes import ensure_scenes
@@ -108,6 +110,26 @@ def build_chunks(cfg: PipelineConfig, src: Path, images: Path | None) -> list[Ch
                         cfg.image_column, cfg.caption_column, cfg.key_column, cfg.limit)
 
 
+def input_fingerprint(src: Path) -> dict[str, Any]:
+    """What identifies the input's content: sha256 of a file, or names and sizes of a folder's tars.
+
+    A resume on changed input would mix old and new shards, so a changed input counts as another config.
+    """
+    from shards.atomic import sha256_file
+
+    if src.is_file():
+        return {"bytes": src.stat().st_size, "sha256": sha256_file(src)}
+    if src.is_dir():
+        import hashlib
+
+        digest = hashlib.sha256()
+        tars = sorted(p for p in src.glob("*.tar") if p.is_file())
+        for tar in tars:
+            digest.update(f"{tar.name}\0{tar.stat().st_size}\n".encode())
+        return {"tars": len(tars), "names_sizes_sha256": digest.hexdigest()}
+    return {}
+
+
 def output_config(cfg: PipelineConfig, src: Path, images: Path | None) -> dict[str, Any]:
     """The settings the output depends on (recorded in the manifest; a resume must match them)."""
     return {
@@ -125,6 +147,7 @@ def output_config(cfg: PipelineConfig, src: Path, images: Path | None) -> dict[s
         "seed": cfg.seed,
         "limit": cfg.limit,
         "columns": {"image": cfg.image_column, "caption": cfg.caption_column, "key": cfg.key_column},
+        "input": input_fingerprint(src),
         "tagger": model_identity(cfg.spacy_model),
         **cfg.extra,
     }

@@ -14,11 +14,11 @@ from pipeline import items as R
 from pipeline.images import ImagePolicy, ImageRejected, prepare_image
 from pipeline.items import ChunkSpec, Reject, ShardResult
 from pipeline.normalize import CaptionRejected, clean_caption
-from pipeline.serialize import sample_members
 from pipeline.sources import read_image, read_items
 from pipeline.tagger import Tagger
 from pipeline.writer import CAPTION_COLUMNS, ShardWriter, part_paths, write_part, write_rows
 from shards.atomic import sha256_file
+from shards.schema import encode_sample
 from shards.upos import UPOS_NAMES
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
                     rejects[i] = Reject(item.key, spec.source, image[0], image[1])
                     continue
                 image_bytes, ext = image
-            writer.write(sample_members(item.key, tc, spec.source, item.image_id, image_bytes, ext))
+            writer.write(encode_sample(item.key, tc, spec.source, item.image_id, image_bytes, ext))
             truncated += tc.truncated
             word_hist += np.bincount(np.asarray(tc.upos, dtype=np.int64), minlength=len(UPOS_NAMES))
             piece_hist += np.bincount(tc.pos[1:-1], minlength=len(UPOS_NAMES))

@@ -9,6 +9,7 @@ A sample is a dict of member name -> bytes as stored in the tar (plus `__key__`)
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass, field
@@ -70,11 +71,22 @@ class Sample:
     extra: dict[str, bytes] = field(default_factory=dict)
 
 
-def encode_array(array: np.ndarray, member: str) -> bytes:
-    """Bytes of an .npy member in its schema dtype (deterministic: same array, same bytes)."""
+@functools.lru_cache(maxsize=4096)
+def _npy_header(member: str, length: int) -> bytes:
+    """The .npy header of a 1-d array of `length` in `member`'s dtype (it depends on nothing else)."""
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=ARRAY_DTYPES[member]), allow_pickle=False)
-    return buffer.getvalue()
+    np.save(buffer, np.zeros(length, dtype=ARRAY_DTYPES[member]), allow_pickle=False)
+    full = buffer.getvalue()
+    return full[: len(full) - length * ARRAY_DTYPES[member].itemsize]
+
+
+def encode_array(array: np.ndarray, member: str) -> bytes:
+    """Bytes of a 1-d .npy member in its schema dtype, as `np.save` writes them (cached header: this
+    is on the tagging hot path). Deterministic: same array, same bytes."""
+    data = np.ascontiguousarray(array, dtype=ARRAY_DTYPES[member])
+    if data.ndim != 1:
+        raise ValueError(f"{member}: expected a 1-d array, got shape {data.shape}")
+    return _npy_header(member, len(data)) + data.tobytes()
 
 
 def decode_array(data: bytes, member: str) -> np.ndarray:

@@ -83,13 +83,14 @@ def _base(piece: str, phenomenon: str, image_id: int, image_file: str, caption: 
 
 
 def existence(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
-    """A present shape in the listing becomes a shape type the image does not contain."""
+    """A present shape (a big one where there is one) becomes a shape type the image does not contain."""
     rng = random.Random(seed + ":choice")
     groups = shuffled(rng, scene.groups)
     absent = [s for s in SHAPES if s not in {g.shape for g in groups}]
     if not absent:
         return None
-    target = pick(rng, range(len(groups)))
+    big = [i for i, g in enumerate(groups) if g.size == "big"]
+    target = pick(rng, big or range(len(groups)))  # a salient object, as VALSE foils salient nouns
     new_shape = pick(rng, absent)
     specs = _specs(groups)
     foiled = list(specs)

@@ -58,7 +58,7 @@ def pipeline_bench_captions(tmp: Path) -> tuple[list[str], str]:
 def pipeline_text_path(tagger, captions: list[str]) -> int:
     """Normalise + tag + align + serialise; returns the number of samples serialised."""
     from pipeline.normalize import CaptionRejected, clean_caption
-    from pipeline.serialize import sample_members
+    from shards.schema import encode_sample
 
     texts, cuts = [], []
     for raw in captions:
@@ -71,7 +71,7 @@ def pipeline_text_path(tagger, captions: list[str]) -> int:
     n = 0
     for i, tc in enumerate(tagger.tag(texts, cuts)):
         if tc is not None:
-            sample_members(f"bench-{i}", tc, "coco", str(i), None)
+            encode_sample(f"bench-{i}", tc, "coco", str(i), None)
             n += 1
     return n
 

@@ -118,6 +118,9 @@ def test_coco_bad_input_corpus(tmp_path: Path) -> None:
                                 progress=False))
     _, samples, _ = check_output(out, len(anns))
     assert samples["coco-000000000002-102"].image_bytes == cmyk  # 0: bytes passed through untouched
+    src.write_text(src.read_text().replace("A man riding", "A woman riding"))  # the input changed
+    with pytest.raises(UserError, match="different config.*input"):
+        run_pipeline(PipelineConfig(format="coco", src=src, out=out, shard_size=8, image_size=0))
 
 
 def test_img2dataset_bad_input_corpus(tmp_path: Path) -> None:

@@ -180,22 +180,3 @@ def test_table_csv_tsv_parquet(tmp_path) -> None:
         table.chunks(tmp_path / "t.parquet", None, False, 10, "table")
 
 
-# --- serialisation --------------------------------------------------------------------------------
-
-def test_fast_serialisation_is_byte_identical_to_the_contract() -> None:
-    import numpy as np
-
-    from pipeline.serialize import sample_members
-    from shards.schema import TaggedCaption, encode_sample
-
-    rng = np.random.default_rng(0)
-    for n in [0, 1, 5, 62, 64, 300]:
-        tc = TaggedCaption(
-            caption="Ünïcode caption 東京 🚲", words=["Ünïcode", "caption", "東京", "🚲"], upos=[7, 7, 11, 14],
-            spans=[(0, 7), (8, 15), (16, 18), (19, 20)], ids=rng.integers(0, 30522, n + 2),
-            pos=rng.integers(0, 18, n + 2), word=rng.integers(-1, 4, n + 2),
-        )
-        for image in (None, b"\xff\xd8jpeg"):
-            assert sample_members("k-1", tc, "coco", "7", image) == encode_sample("k-1", tc, "coco", "7", image)
-    with pytest.raises(ValueError):
-        sample_members("k", tc, "coco", "7", b"x", "gif")

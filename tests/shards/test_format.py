@@ -11,7 +11,7 @@ from shards.atomic import atomic_path, atomic_write_json, sha256_file
 from shards.errors import SchemaVersionError, UserError
 from shards.manifest import read_manifest, read_sizes, shard_paths, write_manifest, write_sizes
 from shards.reader import iter_samples
-from shards.schema import SCHEMA_VERSION, TaggedCaption, decode_sample, encode_sample
+from shards.schema import SCHEMA_VERSION, TaggedCaption, decode_sample, encode_array, encode_sample
 from shards.upos import NOT_A_WORD, STUDIED_CLASSES, UPOS_ID, UPOS_NAMES, upos_id
 
 
@@ -110,3 +110,17 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path) -> None:
     atomic_write_json(target, {"b": 1, "a": 2})
     assert json.loads(target.read_text()) == {"a": 2, "b": 1}
     assert len(sha256_file(target)) == 64
+
+
+def test_encode_array_matches_np_save_for_every_length() -> None:
+    import io
+
+    rng = np.random.default_rng(0)
+    for member, dtype in (("ids.npy", np.int32), ("pos.npy", np.uint8), ("word.npy", np.int16)):
+        for n in (0, 1, 5, 64, 300):
+            array = rng.integers(0, 100, n).astype(dtype)
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            assert encode_array(array, member) == buffer.getvalue()
+    with pytest.raises(ValueError, match="1-d"):
+        encode_array(np.zeros((2, 2), dtype=np.int32), "ids.npy")

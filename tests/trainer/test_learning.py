@@ -17,7 +17,7 @@ from trainer.metrics import read_metrics
 from trainer.model import load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = 300
+STEPS = 240
 
 
 @pytest.fixture(scope="module")
