@@ -52,7 +52,8 @@ class TextBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn, self.mlp, self.drop = Attention(dim, heads, dropout), MLP(dim, mlp_ratio, dropout), nn.Dropout(dropout)
+        self.attn, self.mlp = Attention(dim, heads, dropout), MLP(dim, mlp_ratio, dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, bias: Tensor) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), bias=bias))

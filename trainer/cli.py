@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float)
     add("--warmup-steps", type=int)
     add("--hard-negative-warmup", type=int, metavar="STEPS",
-        help="ramp the share of hard ITM negatives 0 -> 1 over STEPS, the rest uniform (thesis 0 = all hard, tiny 1000)")
+        help="ramp the share of hard ITM negatives 0 -> 1 over STEPS, the rest uniform "
+             "(thesis 0 = all hard, tiny 1000)")
     add("--vision-weights", help="local weights file, a timm hub name in the local HF cache, or 'random'")
     add("--albef", action="store_true", help="ALBEF momentum distillation (EMA 0.995, alpha 0.4) + ITC queue")
     add("--queue-size", type=int, help="ALBEF ITC queue length (thesis 65,536)")

@@ -17,7 +17,7 @@ def positive_targets(row_ids: Tensor, col_ids: Tensor) -> Tensor:
 
 def itc_loss(image_feat: Tensor, text_feat: Tensor, image_feat_all: Tensor, text_feat_all: Tensor,
              image_ids: Tensor, image_ids_all: Tensor, temp: Tensor,
-             soft_i2t: Tensor | None = None, soft_t2i: Tensor | None = None, alpha: float = 0.0,
+             soft_i2t: Tensor | None = None, soft_t2i: Tensor | None = None, alpha: float | Tensor = 0.0,
              ) -> tuple[Tensor, Tensor, Tensor]:
     """Symmetric InfoNCE of local rows against the gathered columns; every caption of the same image
     is a positive. Optional ALBEF soft targets are mixed in with weight `alpha`.
@@ -36,7 +36,7 @@ def itc_loss(image_feat: Tensor, text_feat: Tensor, image_feat_all: Tensor, text
 
 @torch.no_grad()
 def sample_hard_negatives(sim: Tensor, row_ids: Tensor, col_ids: Tensor,
-                          generator: torch.Generator | None = None, hardness: float = 1.0) -> Tensor:
+                          generator: torch.Generator | None = None, hardness: float | Tensor = 1.0) -> Tensor:
     """For each row, one column index drawn with probability softmax(sim) over columns whose image id
     differs (Gumbel-max on the logits: no host sync, no multinomial failure). A row with no valid
     column (every candidate shows the same image) falls back to a uniformly random column; the caller
@@ -44,7 +44,7 @@ def sample_hard_negatives(sim: Tensor, row_ids: Tensor, col_ids: Tensor,
     With `hardness` < 1, each row is drawn uniformly instead with probability 1 - hardness (a curriculum).
     """
     valid = row_ids[:, None] != col_ids[None, :]
-    if hardness < 1.0:
+    if isinstance(hardness, Tensor) or hardness < 1.0:  # a tensor: no data-dependent branch (torch.compile)
         hard_rows = torch.rand(sim.shape[0], 1, device=sim.device, generator=generator) < hardness
         sim = torch.where(hard_rows, sim, torch.zeros_like(sim))
     uniform = torch.rand(sim.shape, device=sim.device, generator=generator).clamp_(1e-20, 1.0)

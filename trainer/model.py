@@ -93,7 +93,10 @@ class PosMaskModel(nn.Module):
         return tokens, F.normalize(self.vision_proj(tokens[:, 0]).float(), dim=-1)
 
     def encode_text(self, ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """[B,L] -> (text tokens [B,L,D], L2-normalised ITC feature [B,embed_dim])."""
+        """[B,L] -> (text tokens [B,L,D], L2-normalised ITC feature [B,embed_dim]); L <= config.max_text_len."""
+        if ids.shape[1] > self.config.max_text_len:
+            raise ValueError(f"text of {ids.shape[1]} wordpieces; this model takes at most "
+                             f"{self.config.max_text_len} (truncate, keeping the final [SEP])")
         x = self.embeddings(ids)
         bias = key_padding_bias(attention_mask, x.dtype)
         for layer in self.text_layers:

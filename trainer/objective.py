@@ -21,7 +21,7 @@ class Pretrainer(nn.Module):
 
     def forward(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
                 mlm_ids: Tensor | None = None, mlm_labels: Tensor | None = None,
-                alpha: float = 0.0, hardness: float = 1.0) -> dict[str, Tensor]:
+                alpha: float | Tensor = 0.0, hardness: float | Tensor = 1.0) -> dict[str, Tensor]:
         """All losses of one batch. `hardness`: share of ITM negatives drawn hard from the ITC similarities
         (1 = ALBEF); the others are uniform over the other images (a curriculum for tiny models)."""
         m = self.model
@@ -62,7 +62,7 @@ class Pretrainer(nn.Module):
             masked_tokens, _ = m.encode_text(mlm_ids, attention_mask)
             mlm_logits = m.mlm_logits(m.fuse(masked_tokens, attention_mask, image_tokens)[where])
             loss_mlm, _ = mlm_loss(mlm_logits, labels)
-            if self.albef is not None and alpha > 0:
+            if self.albef is not None:
                 with torch.no_grad():
                     mm = self.albef.model_m
                     img_m, _ = mm.encode_image(pixels)
@@ -77,7 +77,7 @@ class Pretrainer(nn.Module):
                 "itm_acc": itm_acc.detach(), "temp": temp.detach()}
 
     def _albef_itc(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
-                   image_feat: Tensor, text_feat: Tensor, temp: Tensor, alpha: float) -> Tensor:
+                   image_feat: Tensor, text_feat: Tensor, temp: Tensor, alpha: float | Tensor) -> Tensor:
         """ALBEF ITC: columns are momentum features of the global batch plus the queue; soft targets."""
         assert self.albef is not None
         with torch.no_grad():

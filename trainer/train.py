@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
 import signal
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +139,11 @@ def train(cfg: TrainConfig, dist_info: DistInfo) -> int:
 
     net: nn.Module = module
     if is_dist():
-        net = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=not spec.mlm, broadcast_buffers=False)
+        ddp = nn.parallel.DistributedDataParallel
+        no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(ddp).parameters
+                          else {"broadcast_buffers": False})  # ALBEF queues are updated identically on all ranks
+        net = ddp(module, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=not spec.mlm, **no_buffer_sync)
     forward = torch.compile(net) if cfg.compile else net
     masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device)
     cuda = device.type == "cuda"
@@ -187,10 +189,10 @@ def train(cfg: TrainConfig, dist_info: DistInfo) -> int:
                     window["counts"] += torch.stack([masked.n_masked, masked.n_words, (masked.n_masked == 0).long()])
                 else:
                     window["counts"][1] += (batch["pos"] != 255).sum()
-                if cfg.albef:
-                    inputs["alpha"] = cfg.alpha * min(1.0, step / spe)
+                if cfg.albef:  # schedules go in as tensors: torch.compile does not recompile per value
+                    inputs["alpha"] = torch.tensor(cfg.alpha * min(1.0, step / spe), device=device)
                 if cfg.hard_negative_warmup:
-                    inputs["hardness"] = min(1.0, step / cfg.hard_negative_warmup)
+                    inputs["hardness"] = torch.tensor(min(1.0, step / cfg.hard_negative_warmup), device=device)
                 with autocast:
                     out = forward(**inputs)
                 optimizer.zero_grad(set_to_none=True)

@@ -71,3 +71,13 @@ def test_mlm_loss_masked_positions_only() -> None:
     expected = (F.cross_entropy(logits[0, 1][None], torch.tensor([4]))
                 + F.cross_entropy(logits[1, 3][None], torch.tensor([7]))) / 2
     assert int(count) == 2 and torch.allclose(loss, expected)
+
+
+def test_hardness_zero_is_uniform_over_other_images() -> None:
+    g = torch.Generator().manual_seed(2)
+    ids = torch.tensor([0, 1, 2, 3])
+    sim = torch.tensor([[0.0, 50.0, 0.0, 0.0]] * 4)  # hard sampling would always pick column 1
+    picks = torch.stack([sample_hard_negatives(sim, ids, ids, generator=g, hardness=torch.tensor(0.0))
+                         for _ in range(400)])
+    share = (picks[:, 0] == 1).float().mean().item()
+    assert abs(share - 1 / 3) < 0.08 and (picks[:, 0] != 0).all()
