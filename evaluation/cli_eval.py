@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evaluation.runs import TASKS
 from shards.errors import UserError
+from shards.manifest import CAPTIONS_NAME
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
-TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")
 DEFAULT_SCENES = "data/scenes/eval"
 PROBE_TAG_DIRS: tuple[str, ...] = ("data/shards/scenes-eval", "data/shards/eval")  # where `make demo` tags eval captions
 log = logging.getLogger("evaluation")
@@ -237,9 +238,9 @@ def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
     if args.probe_tags:
         return args.probe_tags
     layout = inp["layout"]
-    candidates = ([layout / "tags", layout / "captions.parquet", layout / "shards"] if layout else []) + \
+    candidates = ([layout / "tags", layout / CAPTIONS_NAME, layout / "shards"] if layout else []) + \
         [Path(p) for p in PROBE_TAG_DIRS]
-    tags = next((str(c) for c in candidates if (c / "captions.parquet").is_file() or c.is_file()), None)
+    tags = next((str(c) for c in candidates if (c / CAPTIONS_NAME).is_file() or c.is_file()), None)
     if tags is None:
         raise UserError(f"probe: no UPOS tags found for {inp['data']}; tag them with `posmask tag-shards --format coco "
                         f"--src {inp['data']} --images {inp['images']} --out {PROBE_TAG_DIRS[0]}` "

@@ -144,23 +144,3 @@ def itm_match_logit(model, img_tokens: torch.Tensor, txt_tokens: torch.Tensor, m
     logits = model.itm_logits(fused[:, 0]).float()
     return logits[:, 1] - logits[:, 0]
 
-
-@torch.no_grad()
-def score_pairs(
-    model,
-    pixels: torch.Tensor,
-    texts: Sequence[str],
-    device: torch.device,
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """ITM match probability of (pixels[i], texts[i]) for aligned lists; pixels [N,3,H,W] on any device."""
-    out = []
-    max_len = int(model.config.max_text_len)
-    for start in range(0, len(texts), batch_size):
-        px = pixels[start:start + batch_size].to(device, non_blocking=True)
-        ids, mask = tokenize(texts[start:start + batch_size], max_len, device)
-        with autocast(device):
-            img_tokens, _ = model.encode_image(px)
-            txt_tokens, _ = model.encode_text(ids, mask)
-            out.append(torch.sigmoid(itm_match_logit(model, img_tokens, txt_tokens, mask)).cpu())
-    return torch.cat(out) if out else torch.zeros(0)

@@ -91,11 +91,10 @@ def plot_pos_histogram(hist_path: Path, out: Path, title: str = "") -> Path | No
 
 def plot_summary(runs: list[RunInfo], out: Path) -> Path | None:
     """Grouped bars per run: retrieval mean recall, VALSE average acc_r, VQA overall accuracy."""
-    series = {
-        "retrieval mean R": [r.results.get("retrieval", {}).get("metrics", {}).get("r_mean") for r in runs],
-        "VALSE acc_r": [r.results.get("valse", {}).get("average", {}).get("acc_r") for r in runs],
-        "VQA overall": [r.results.get("vqa", {}).get("metrics", {}).get("overall") for r in runs],
-    }
+    from evaluation.report import headline
+
+    rows = [headline(r) for r in runs]
+    series = {k: [row[k] for row in rows] for k in (rows[0] if rows else {})}
     series = {k: v for k, v in series.items() if any(x is not None for x in v)}
     if not series:
         return None

@@ -20,6 +20,7 @@ import numpy as np
 from evaluation.common import load_json
 from evaluation.probe_perturb import VARIANTS, Vocabulary, is_probeable, perturb
 from shards.errors import UserError
+from shards.manifest import CAPTIONS_NAME
 
 log = logging.getLogger(__name__)
 UPOS_COLUMNS: tuple[str, ...] = ("upos", "word_upos", "words_upos", "word_pos")
@@ -43,9 +44,9 @@ def find_tags(path: str | os.PathLike[str]) -> Path:
     """captions.parquet itself, or inside the given shard output directory."""
     p = Path(path)
     if p.is_dir():
-        p = p / "captions.parquet"
+        p = p / CAPTIONS_NAME
     if not p.is_file():
-        raise UserError(f"probe: no captions.parquet at {path}; tag the evaluation captions with "
+        raise UserError(f"probe: no {CAPTIONS_NAME} at {path}; tag the evaluation captions with "
                         "`posmask tag-shards` and pass the output with --probe-tags")
     return p
 
@@ -54,9 +55,14 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
                      image_root: str | os.PathLike[str], per_image: int = 1) -> list[ProbeItem]:
     """Join tagged captions to their images: by an `image_id` column, the id inside the sample key,
     or (last resort) the caption text against the COCO file. Keeps `per_image` probeable captions per image."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(find_tags(tags)).to_pylist()
+    tags_file = find_tags(tags)
+    try:
+        table = pq.read_table(tags_file).to_pylist()
+    except (OSError, pa.ArrowException) as err:
+        raise UserError(f"probe: {tags_file}: unreadable parquet ({str(err).splitlines()[0][:200]})") from None
     if not table:
         raise UserError(f"probe: {tags} has no rows")
     upos_col = next((c for c in UPOS_COLUMNS if c in table[0]), None)
@@ -65,14 +71,17 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
     coco = load_json(captions_json, "COCO captions file")
     if not isinstance(coco, dict) or "images" not in coco:
         raise UserError(f"{captions_json}: not a COCO captions file (no 'images')")
-    files = {str(im["id"]): im["file_name"] for im in coco["images"]}
+    try:
+        files = {str(im["id"]): str(im["file_name"]) for im in coco["images"]}
+        by_text = {_norm(a["caption"]): str(a["image_id"]) for a in coco.get("annotations", [])}
+    except (KeyError, TypeError) as err:
+        raise UserError(f"{captions_json}: malformed COCO captions file ({type(err).__name__}: {err})") from None
     by_int = {}
     for k in files:
         try:
             by_int[int(k)] = k
         except ValueError:
             pass
-    by_text = {_norm(a["caption"]): str(a["image_id"]) for a in coco.get("annotations", [])}
     root = Path(image_root)
 
     def image_of(row: dict[str, Any]) -> str | None:

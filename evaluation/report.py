@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluation.runs import GROUPS, RunInfo
+from evaluation.probe_perturb import VARIANTS
+from evaluation.runs import GROUPS, TASKS, RunInfo
 from evaluation.valse import PIECE_ORDER
 from shards.atomic import atomic_write_text
+from shards.manifest import HISTOGRAM_NAME
 
 log = logging.getLogger(__name__)
 DASH = "–"
@@ -120,7 +122,7 @@ def probe_table(runs: Sequence[RunInfo]) -> str | None:
     have = [r for r in runs if "probe" in r.results]
     if not have:
         return None
-    variants = ["noun_swap", "nouns_only", "shuffle", "template"]
+    variants = list(VARIANTS)
     header = ["p(original)"] + [f"p({v})" for v in variants] + [f"wins vs {v} %" for v in variants]
 
     def cells(r: RunInfo) -> list[str]:
@@ -161,13 +163,13 @@ def ratio_table(runs: Sequence[RunInfo]) -> str | None:
     return "\n".join(lines)
 
 
-def runs_table(runs: Sequence[RunInfo], root: Path) -> str:
+def runs_table(runs: Sequence[RunInfo]) -> str:
     """Which runs the report covers, and what was evaluated."""
     lines = ["| Run | Masking | Ratio | Preset | Evaluated | Data |", "|---|---|---:|---|---|---|"]
     for r in runs:
         data = sorted({Path(str(v.get("data", ""))).name for v in r.results.values() if v.get("data")})
         lines.append(f"| `{r.path}` | {r.method} | {fmt(r.ratio, 2)} | {r.config.get('preset', DASH)} | "
-                     f"{', '.join(t for t in ('retrieval', 'valse', 'vqa', 'probe') if t in r.results) or DASH} | "
+                     f"{', '.join(t for t in TASKS if t in r.results) or DASH} | "
                      f"{', '.join(data) or DASH} |")
     return "\n".join(lines)
 
@@ -179,7 +181,7 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     out.mkdir(parents=True, exist_ok=True)
     runs = sorted(runs, key=RunInfo.sort_key)
     sections: list[str] = [f"# {title}", "", f"{len(runs)} run(s). Numbers in percent unless noted; "
-                           "best per column in bold; `–` = not evaluated.", "", "## Runs", "", runs_table(runs, out)]
+                           "best per column in bold; `–` = not evaluated.", "", "## Runs", "", runs_table(runs)]
     tables = {
         "retrieval": ("Zero-shot image-text retrieval (ITC top-k re-ranked with ITM)", retrieval_table(runs)),
         "valse": ("VALSE, zero-shot with the ITM head: pairwise accuracy acc_r per piece", valse_table(runs)),
@@ -205,11 +207,11 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
         figures.append(("Summary", summary.name))
     shard_dirs = list(dict.fromkeys(r.shards for r in runs if r.shards))
     for i, shards in enumerate(shard_dirs):
-        hist = Path(shards) / "pos_histogram.json"
+        hist = Path(shards) / f"{HISTOGRAM_NAME}.json"
         if not hist.is_file():
             log.warning("no POS histogram at %s", hist)
             continue
-        name = "pos_histogram.png" if len(shard_dirs) == 1 else f"pos_histogram_{i}.png"
+        name = f"{HISTOGRAM_NAME}.png" if len(shard_dirs) == 1 else f"{HISTOGRAM_NAME}_{i}.png"
         png = plots.plot_pos_histogram(hist, out / name, title=f"UPOS counts of {shards}")
         if png:
             figures.append((f"POS histogram of the training shards `{shards}`", png.name))

@@ -15,7 +15,7 @@ FUNCTIONAL: tuple[str, ...] = ("DET", "AUX", "PRON", "ADP")
 BASELINES: tuple[str, ...] = ("random", "none", "albef")
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Non-functional", NON_FUNCTIONAL), ("Functional", FUNCTIONAL), ("Baselines", BASELINES))
-TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")
+TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")  # each writes RUN/eval/<task>.json
 
 
 @dataclass
@@ -39,12 +39,14 @@ class RunInfo:
 
     @property
     def group(self) -> str:
+        """The report group of the method (a GROUPS name, or "Other")."""
         for group, methods in GROUPS:
             if self.method in methods:
                 return group
         return "Other"
 
     def sort_key(self) -> tuple[int, int, float, str]:
+        """Report order: group, method within the group, ratio, name."""
         order = [m for _, ms in GROUPS for m in ms]
         idx = order.index(self.method) if self.method in order else len(order)
         gidx = [g for g, _ in GROUPS].index(self.group) if self.group != "Other" else len(GROUPS)
@@ -52,6 +54,7 @@ class RunInfo:
 
     @property
     def shards(self) -> str | None:
+        """The shard directory the run trained on, from its config."""
         return self.config.get("shards")
 
 

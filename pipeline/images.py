@@ -13,13 +13,8 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 JPEG_QUALITY = 90
 
 
-class ImageRejected(ValueError):
+class ImageRejected(R.Rejected):
     """An image that cannot be used; `reason` is one of the reject reasons in `pipeline.items`."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

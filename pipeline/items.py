@@ -23,6 +23,15 @@ MALFORMED_ROW = "malformed_row"
 CORRUPT_INPUT = "corrupt_input"
 
 
+class Rejected(ValueError):
+    """An input that cannot be used; `reason` is one of the reject reasons above."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
 @dataclass
 class InputItem:
     """One input caption (and where its image is) as a source lists it, before any checking.

@@ -10,13 +10,8 @@ _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-class CaptionRejected(ValueError):
+class CaptionRejected(R.Rejected):
     """A caption that cannot be used; `reason` is one of the reject reasons in `pipeline.items`."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 def decode_caption(raw: str | bytes | None) -> str:

@@ -103,7 +103,7 @@ def build_chunks(cfg: PipelineConfig, src: Path, images: Path | None) -> list[Ch
     if cfg.format == "img2dataset":
         from pipeline.sources import img2dataset
 
-        return img2dataset.chunks(src, cfg.shard_size, cfg.shard_name, cfg.label)
+        return img2dataset.chunks(src, cfg.shard_name, cfg.label)
     from pipeline.sources import table
 
     return table.chunks(src, images, cfg.text_only, cfg.shard_size, cfg.shard_name, cfg.label,

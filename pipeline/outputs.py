@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,6 @@ from shards.atomic import atomic_path, atomic_write_text
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
-
-log = logging.getLogger(__name__)
 
 
 def totals(results: list[ShardResult]) -> dict[str, Any]:

@@ -12,12 +12,13 @@ import numpy as np
 
 from pipeline import items as R
 from pipeline.images import ImagePolicy, ImageRejected, prepare_image
-from pipeline.items import ChunkSpec, Reject, ShardResult
+from pipeline.items import ChunkSpec, InputItem, Reject, ShardResult
 from pipeline.normalize import CaptionRejected, clean_caption
 from pipeline.sources import read_image, read_items
 from pipeline.tagger import Tagger
 from pipeline.writer import CAPTION_COLUMNS, ShardWriter, part_paths, write_part, write_rows
 from shards.atomic import sha256_file
+from shards.manifest import SHARDS_DIR
 from shards.schema import encode_sample
 from shards.upos import UPOS_NAMES
 
@@ -56,16 +57,16 @@ def rss_mb() -> float:
         return 0.0
 
 
-def load_image(spec: ChunkSpec, item, policy: ImagePolicy) -> tuple:
-    """(bytes, extension) of an item's checked image, or (reason, detail) when it is rejected."""
+def load_image(spec: ChunkSpec, item: InputItem, policy: ImagePolicy) -> tuple[bytes, str] | ImageRejected:
+    """(bytes, extension) of an item's checked image, or the ImageRejected saying why it cannot be used."""
     try:
         return prepare_image(read_image(spec, item), policy)
     except FileNotFoundError as err:
-        return (R.MISSING_IMAGE, str(err.filename or err)[:200])
+        return ImageRejected(R.MISSING_IMAGE, str(err.filename or err)[:200])
     except OSError as err:
-        return (R.UNREADABLE_IMAGE, str(err)[:200])
+        return ImageRejected(R.UNREADABLE_IMAGE, str(err)[:200])
     except ImageRejected as err:
-        return (err.reason, err.detail)
+        return err
 
 
 def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
@@ -92,12 +93,12 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
     tagged = dict(zip(text_index, tagger.tag(texts, cuts)))
 
     out = Path(cfg.out)
-    writer = ShardWriter(out / "shards" / spec.name)
+    writer = ShardWriter(out / SHARDS_DIR / spec.name)
     rows: dict[str, list[Any]] = {name: [] for name in CAPTION_COLUMNS}
     word_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     piece_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     truncated = 0
-    images: dict[str, tuple] = {}  # recent images: captions of one image often come together
+    images: dict[str, tuple[bytes, str] | ImageRejected] = {}  # recent images: captions of one image often come together
     try:
         for i, item in enumerate(inputs):
             if i in rejects:
@@ -115,8 +116,8 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
                         images[item.image] = image
                         if len(images) > IMAGE_CACHE:
                             images.pop(next(iter(images)))
-                if isinstance(image, tuple) and isinstance(image[0], str):  # (reason, detail)
-                    rejects[i] = Reject(item.key, spec.source, image[0], image[1])
+                if isinstance(image, ImageRejected):
+                    rejects[i] = Reject(item.key, spec.source, image.reason, image.detail)
                     continue
                 image_bytes, ext = image
             writer.write(encode_sample(item.key, tc, spec.source, item.image_id, image_bytes, ext))
@@ -132,7 +133,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
     except BaseException:
         writer.abort()
         raise
-    tar = out / "shards" / spec.name
+    tar = writer.path
     write_rows(part_paths(out, spec.name)[1], rows)
     result = ShardResult(
         index=spec.index,

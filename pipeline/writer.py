@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.items import Reject, ShardResult
 from shards.atomic import atomic_path, atomic_write_json
+from shards.manifest import SHARDS_DIR
 
 TAR_MTIME = 0  # fixed member metadata (an int: a float mtime costs a PAX header per member)
 TAR_USER = "posmask"
@@ -69,7 +70,7 @@ def write_part(out: Path, result: ShardResult) -> None:
 def read_part(out: Path, name: str) -> ShardResult | None:
     """The result of a finished shard, or None if the shard is not (completely) there."""
     marker, rows = part_paths(out, name)
-    tar = out / "shards" / name
+    tar = out / SHARDS_DIR / name
     if not (marker.is_file() and rows.is_file() and tar.is_file()):
         return None
     try:

@@ -16,6 +16,8 @@ from shards.errors import UserError
 
 log = logging.getLogger(__name__)
 
+_NOT_AN_ID = (list, dict)  # JSON values that cannot be ids (unhashable)
+
 
 def load_coco(path: Path) -> dict[str, Any]:
     """Parse and shape-check a COCO captions file; UserError with one clear line otherwise."""
@@ -61,15 +63,17 @@ def coco_items(data: dict[str, Any], image_root: Path | None, label: str, limit:
     """One InputItem per annotation; bad annotations and duplicate keys are pre-marked as rejects."""
     files: dict[Any, str] = {}
     for image in data["images"]:
-        if isinstance(image, dict) and "id" in image and isinstance(image.get("file_name"), str):
+        if (isinstance(image, dict) and "id" in image and not isinstance(image["id"], _NOT_AN_ID)
+                and isinstance(image.get("file_name"), str)):
             files[image["id"]] = image["file_name"]
     out: list[InputItem] = []
     seen: set[str] = set()
     annotations = data["annotations"] if limit is None else data["annotations"][:limit]
     for n, ann in enumerate(annotations):
-        if not isinstance(ann, dict) or "image_id" not in ann or "id" not in ann:
+        if (not isinstance(ann, dict) or "image_id" not in ann or "id" not in ann
+                or isinstance(ann["image_id"], _NOT_AN_ID)):
             out.append(InputItem(f"{label}-annotation{n}", "", None, reject=R.INVALID_CAPTION,
-                                 detail="annotation without image_id/id"))
+                                 detail="annotation without a usable image_id/id"))
             continue
         image_id = ann["image_id"]
         key = _key(label, image_id, ann["id"])

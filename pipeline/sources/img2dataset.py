@@ -29,9 +29,8 @@ def find_tars(src: Path) -> list[Path]:
     return tars
 
 
-def chunks(src: Path, shard_size: int, name: str, label: str = "img2dataset") -> list[ChunkSpec]:
-    """One chunk per input tar (`shard_size` is not used: img2dataset already chose the shard size)."""
-    del shard_size
+def chunks(src: Path, name: str, label: str = "img2dataset") -> list[ChunkSpec]:
+    """One chunk per input tar (no --shard-size: img2dataset already chose the shard size)."""
     tars = find_tars(src)
     log.info("%s: %d input tars", src, len(tars))
     return [ChunkSpec(index=i, name=chunk_name(name, i), source=label, path=str(p.resolve()))

@@ -96,6 +96,8 @@ def chunks(
     table, image_col, caption_col, bad_rows = read_table(path, image_column, caption_column, key_column, text_only)
     if limit is not None:
         table = table.slice(0, limit)
+    if image_col and image_root is not None and not image_root.is_dir():
+        raise UserError(f"--images {image_root}: not a folder; pass the folder the image paths are relative to")
     root = (image_root or path.parent).resolve()
     captions = table.column(caption_col).to_pylist()
     images = table.column(image_col).to_pylist() if image_col else [None] * len(captions)

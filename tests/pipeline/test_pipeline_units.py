@@ -110,6 +110,14 @@ def test_coco_items_keys_duplicates_unknown_ids(tmp_path) -> None:
     assert [i.reject for i in items] == [None, R.DUPLICATE_KEY, R.UNKNOWN_IMAGE_ID, R.INVALID_CAPTION]
 
 
+def test_coco_unhashable_ids_are_rejects_not_tracebacks() -> None:
+    data = {"images": [{"id": [1], "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+            "annotations": [{"image_id": [1], "id": 1, "caption": "A dog."},
+                            {"image_id": 2, "id": 2, "caption": "A cat."}]}
+    items = coco.coco_items(data, None, "coco")
+    assert [i.reject for i in items] == [R.INVALID_CAPTION, None]
+
+
 @pytest.mark.parametrize("content,message", [
     ("{not json", "unreadable JSON"), ('{"images": []}', "not a COCO captions file"), ("[]", "not a COCO"),
 ])
@@ -137,7 +145,7 @@ def test_img2dataset_tar_reading(tmp_path) -> None:
         ("00000/000000003.jpg", jpg), ("00000/000000003.json", json.dumps({"caption": "From json."}).encode()),
         ("00000/000000000.txt", b"Duplicate key."),
     ])
-    spec = img2dataset.chunks(tmp_path, 0, "i2d", "cc3m")[0]
+    spec = img2dataset.chunks(tmp_path, "i2d", "cc3m")[0]
     items = read_items(spec)
     assert [i.key for i in items] == ["cc3m-000000000", "cc3m-000000001", "cc3m-000000002", "cc3m-000000003",
                                       "cc3m-000000000"]
@@ -149,13 +157,13 @@ def test_img2dataset_truncated_tar_keeps_the_readable_part(tmp_path) -> None:
     jpg = jpeg_bytes()
     members = [(f"{k:09d}.{ext}", data) for k in range(4) for ext, data in (("jpg", jpg), ("txt", b"A cat."))]
     write_tar(tmp_path / "00000.tar", members, cut=2900)
-    items = read_items(img2dataset.chunks(tmp_path, 0, "i2d")[0])
+    items = read_items(img2dataset.chunks(tmp_path, "i2d")[0])
     assert items[-1].reject == R.CORRUPT_INPUT and items[0].reject is None
 
 
 def test_img2dataset_empty_folder_is_a_user_error(tmp_path) -> None:
     with pytest.raises(UserError, match="no .tar files"):
-        img2dataset.chunks(tmp_path, 0, "i2d")
+        img2dataset.chunks(tmp_path, "i2d")
 
 
 def test_table_csv_tsv_parquet(tmp_path) -> None:
@@ -178,5 +186,8 @@ def test_table_csv_tsv_parquet(tmp_path) -> None:
     assert items[0].key == "table-x_1" and items[0].caption == "A cat."
     with pytest.raises(UserError, match="no caption column"):
         table.chunks(tmp_path / "t.parquet", None, False, 10, "table")
+    with pytest.raises(UserError, match="--images"):
+        table.chunks(tmp_path / "t.parquet", tmp_path / "nope", False, 10, "table", image_column="img",
+                     caption_column="txt")
 
 
