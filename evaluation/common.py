@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device):
+def autocast(device: torch.device) -> AbstractContextManager[Any]:
     """bf16 autocast on GPU, nothing on CPU."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -90,6 +90,17 @@ def write_result(path: str | os.PathLike[str], result: Any) -> Path:
     return p
 
 
+def load_pixels(path: str | os.PathLike[str], transform: Callable, image_size: int) -> tuple[torch.Tensor, bool]:
+    """(transformed RGB image, True), or (a blank image, False) when the file is missing or broken."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return transform(image.convert("RGB")), True
+    except (OSError, UnidentifiedImageError, ValueError):
+        return torch.zeros(3, image_size, image_size), False
+
+
 class ImageFiles(Dataset):
     """Images from paths, transformed for the model; a missing or broken file yields ok=False."""
 
@@ -102,14 +113,7 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, bool]:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(self.paths[index]) as image:
-                pixels = self.transform(image.convert("RGB"))
-            return index, pixels, True
-        except (OSError, UnidentifiedImageError, ValueError):
-            return index, torch.zeros(3, self.image_size, self.image_size), False
+        return (index, *load_pixels(self.paths[index], self.transform, self.image_size))
 
 
 def image_transform(model) -> tuple[Callable, int]:

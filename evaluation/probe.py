@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from evaluation.common import load_json
 from evaluation.probe_perturb import VARIANTS, Vocabulary, is_probeable, perturb
 from shards.errors import UserError
 from shards.manifest import CAPTIONS_NAME
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 UPOS_COLUMNS: tuple[str, ...] = ("upos", "word_upos", "words_upos", "word_pos")
@@ -74,7 +77,7 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
     try:
         files = {str(im["id"]): str(im["file_name"]) for im in coco["images"]}
         by_text = {_norm(a["caption"]): str(a["image_id"]) for a in coco.get("annotations", [])}
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, AttributeError) as err:
         raise UserError(f"{captions_json}: malformed COCO captions file ({type(err).__name__}: {err})") from None
     by_int = {}
     for k in files:
@@ -117,7 +120,7 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
     return items
 
 
-def run_probe(model, items: list[ProbeItem], device, seed: int = 0, batch_size: int = 32,
+def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0, batch_size: int = 32,
               workers: int | None = None, n_examples: int = 5) -> dict[str, Any]:
     """Score originals and perturbations; per-variant mean probability and original-wins share."""
     import torch

@@ -29,6 +29,7 @@ class Vocabulary:
 
     @classmethod
     def build(cls, captions: Sequence[tuple[Sequence[str], Sequence[int]]]) -> "Vocabulary":
+        """Nouns and other words (punctuation aside) of (words, UPOS ids) captions, lower-cased."""
         nouns, others = set(), set()
         for words, upos in captions:
             for w, u in zip(words, upos):

@@ -38,7 +38,8 @@ def load_retrieval_set(annotation: str | os.PathLike[str], image_root: str | os.
                        check_images: bool = True) -> RetrievalSet:
     """Read a retrieval JSON; images that are not on disk are dropped (with their captions) and listed."""
     data = load_json(annotation, "retrieval annotation file")
-    if not isinstance(data, list) or not all(isinstance(e, dict) and "image" in e and "caption" in e for e in data):
+    if not isinstance(data, list) or not all(isinstance(e, dict) and isinstance(e.get("image"), str) and "caption" in e
+                                             for e in data):
         raise UserError(f"{annotation}: expected a list of {{image, caption: [..]}} entries")
     root = Path(image_root)
     out = RetrievalSet([], [], [], [])

@@ -13,13 +13,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evaluation.common import load_json
 from evaluation.valse_metric import valse_scores
 from shards.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +130,10 @@ def load_piece(path: str | os.PathLike[str], valid_only: bool = True) -> ValsePi
     for sample_id, e in data.items():
         try:
             caption, foil, image = str(e["caption"]), e["foil"], str(e["image_file"])
-        except (KeyError, TypeError):
+            if isinstance(foil, list):  # some VALSE releases keep a list of foils; the first is the one scored
+                foil = foil[0]
+        except (KeyError, TypeError, IndexError):
             raise UserError(f"{path}: entry {sample_id!r} lacks caption/foil/image_file") from None
-        if isinstance(foil, list):  # some VALSE releases keep a list of foils; the first is the one scored
-            foil = foil[0]
         mturk = e.get("mturk") or {}
         if valid_only and not (isinstance(mturk, dict) and int(mturk.get("caption", 0)) >= 2):
             invalid += 1
@@ -156,6 +159,7 @@ class ImageFinder:
         self._index: dict[str, Path] | None = None
 
     def find(self, name: str) -> Path | None:
+        """The image's path, or None when it is not under the root."""
         direct = self.root / name
         if direct.is_file():
             return direct
@@ -181,7 +185,7 @@ def resolve_images(piece: ValsePiece, finder: ImageFinder) -> tuple[list[ValseEn
     return kept, paths
 
 
-def score_entries(model, entries: list[ValseEntry], paths: list[Path], device, batch_size: int = 32,
+def score_entries(model, entries: list[ValseEntry], paths: list[Path], device: torch.device, batch_size: int = 32,
                   workers: int | None = None, desc: str = "valse") -> tuple[np.ndarray, np.ndarray, list[int]]:
     """ITM match probabilities of captions and foils; also the indices of unreadable images."""
     import torch
@@ -212,8 +216,8 @@ def score_entries(model, entries: list[ValseEntry], paths: list[Path], device, b
     return cap, foil, bad
 
 
-def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], device, batch_size: int = 32,
-                   workers: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], device: torch.device,
+                   batch_size: int = 32, workers: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Per-piece and average VALSE scores, and per-entry scores (for later analysis)."""
     finders: dict[Path, ImageFinder] = {}
     results: dict[str, Any] = {}

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from evaluation.common import autocast, default_workers, image_transform, tokenize
+from evaluation.common import autocast, default_workers, image_transform, load_pixels, tokenize
 from evaluation.vqa_data import VQASplit, soft_targets
 from evaluation.vqa_metric import vqa_accuracy
 
@@ -99,18 +99,14 @@ class QuestionImages(Dataset):
         return len(self.split.questions)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, str, dict[int, float]]:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(self.split.images[i]) as image:
-                pixels = self.transform(image.convert("RGB"))
-        except (OSError, UnidentifiedImageError, ValueError) as err:  # never fatal: a blank image instead
-            log.warning("VQA: unreadable image %s (%s); using a blank image", self.split.images[i], err)
-            pixels = torch.zeros(3, self.image_size, self.image_size)
+        pixels, ok = load_pixels(self.split.images[i], self.transform, self.image_size)
+        if not ok:  # never fatal: a blank image instead
+            log.warning("VQA: unreadable image %s; using a blank image", self.split.images[i])
         return i, pixels, str(self.split.questions[i]["question"]), (self.targets[i] if self.targets else {})
 
 
 def collate(batch: list) -> tuple[Tensor, Tensor, list[str], list[dict[int, float]]]:
+    """Stack QuestionImages items into (indices, pixels, questions, targets)."""
     idx, pixels, questions, targets = zip(*batch)
     return torch.tensor(idx), torch.stack(pixels), list(questions), list(targets)
 

@@ -95,6 +95,7 @@ class ImageIndex:
         return self._stems
 
     def find(self, question: Mapping[str, Any], subtype: str | None) -> Path | None:
+        """The image of one question (`subtype` e.g. `val2014` for COCO names), or None when it is not found."""
         for key in ("image", "file_name", "image_file"):
             if key in question:
                 p = self.root / str(question[key])
@@ -122,13 +123,26 @@ def load_split(name: str, questions_file: Path, annotations_file: Path | None, i
     qdata = load_json(questions_file, "VQA questions file")
     if not isinstance(qdata, dict) or not isinstance(qdata.get("questions"), list):
         raise UserError(f"{questions_file}: not a VQA questions file (no 'questions' list)")
+    try:
+        for q in qdata["questions"]:
+            int(q["question_id"])
+            if "question" not in q:
+                raise KeyError("question")
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{questions_file}: a question lacks an integer question_id or its question") from None
     subtype = qdata.get("data_subtype")
     annotations: dict[int, dict[str, Any]] = {}
     if annotations_file is not None:
         adata = load_json(annotations_file, "VQA annotations file")
         if not isinstance(adata, dict) or not isinstance(adata.get("annotations"), list):
             raise UserError(f"{annotations_file}: not a VQA annotations file (no 'annotations' list)")
-        annotations = {int(a["question_id"]): a for a in adata["annotations"]}
+        try:
+            annotations = {int(a["question_id"]): a for a in adata["annotations"]}
+            well_formed = all(isinstance(a["answers"], list) for a in annotations.values())
+        except (KeyError, TypeError, ValueError):
+            well_formed = False
+        if not well_formed:
+            raise UserError(f"{annotations_file}: an annotation lacks an integer question_id or its answers list")
     elif require_annotations:
         raise UserError(f"VQA {name}: annotations are required")
     root = Path(image_root)

@@ -57,7 +57,9 @@ def check_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
             old, state = json.loads(manifest.read_text(encoding="utf-8")).get("config"), "done"
         elif work_config.is_file():
             old, state = json.loads(work_config.read_text(encoding="utf-8")), "resume"
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, or not a JSON object
+        old, state = None, "unknown"
+    if old is not None and not isinstance(old, dict):
         old, state = None, "unknown"
     if state == "new" and out.is_dir() and any(out.iterdir()):
         state = "unknown"

@@ -65,8 +65,8 @@ def load_image(spec: ChunkSpec, item: InputItem, policy: ImagePolicy) -> tuple[b
         return ImageRejected(R.MISSING_IMAGE, str(err.filename or err)[:200])
     except OSError as err:
         return ImageRejected(R.UNREADABLE_IMAGE, str(err)[:200])
-    except ImageRejected as err:
-        return err
+    except ImageRejected as err:  # a fresh one: the caught one's traceback would keep the image bytes alive
+        return ImageRejected(err.reason, err.detail)
 
 
 def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
@@ -98,7 +98,8 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
     word_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     piece_hist = np.zeros(len(UPOS_NAMES), dtype=np.int64)
     truncated = 0
-    images: dict[str, tuple[bytes, str] | ImageRejected] = {}  # recent images: captions of one image often come together
+    # recent images: captions of one image often come together
+    images: dict[str, tuple[bytes, str] | ImageRejected] = {}
     try:
         for i, item in enumerate(inputs):
             if i in rejects:

@@ -106,6 +106,7 @@ TINY_MODEL = ModelConfig(
     vision_name="vit_tiny_patch16_224",
     vision_overrides={"patch_size": 8, "embed_dim": 128, "depth": 2, "num_heads": 4},
     image_size=64,
+    max_text_len=40,  # scenes captions: 99% fit in 42 wordpieces, 30 cut the long four-shape ones
     hidden_size=128,
     num_heads=4,
     text_layers=2,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.bench import bench_masking, bench_step_share, markdown, write_section
+from masking_bench import bench_masking, bench_step_share, markdown, write_section
 
 REPO = Path(__file__).resolve().parents[2]
 COCO = REPO.parent / "shared" / "data" / "coco" / "captions_val2017.json"

@@ -191,3 +191,14 @@ def test_table_csv_tsv_parquet(tmp_path) -> None:
                      caption_column="txt")
 
 
+# --- output folder state --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,content", [("manifest.json", "[]"), (".work/config.json", "[1, 2]")])
+def test_out_with_a_non_object_json_is_refused_in_one_line(tmp_path, name, content) -> None:
+    from pipeline.state import check_out
+
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(UserError, match="not a finished or resumable"):
+        check_out(tmp_path, {"a": 1}, overwrite=False)
+    assert check_out(tmp_path, {"a": 1}, overwrite=True) == "overwrite"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.synthetic import write_synthetic_shards
+from synthetic_shards import write_synthetic_shards
 
 
 @pytest.fixture(scope="session")

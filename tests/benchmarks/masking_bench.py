@@ -1,4 +1,4 @@
-"""Trainer benchmarks (used by tests/benchmarks/test_bench_masking.py): the masking op against a
+"""Trainer benchmark helpers (used by tests/benchmarks/test_bench_masking.py): the masking op against a
 per-sample Python loop and against spaCy tagging in the loader, per batch of 64, and the masking share
 of one tiny-preset CPU training step. Ratios measured side by side in one process."""
 from __future__ import annotations
