@@ -12,8 +12,8 @@ EVAL_TAGS=${EVAL_TAGS:-data/shards/scenes-eval}
 STEPS=${DEMO_STEPS:-600}
 # name:POS:RATIO for each run
 # small settings so the tiny model's evaluation fits the demo's time (see `posmask eval --help`)
-EVAL_ARGS=${DEMO_EVAL_ARGS:-"--k 16 --vqa-epochs 1 --vqa-train-limit 1000 --vqa-lr 5e-4"}
-RUN_SPECS=${DEMO_RUNS:-"none:none: random:random:0.15 adj:ADJ:0.7"}
+EVAL_ARGS=${DEMO_EVAL_ARGS:-"--k 16 --vqa-epochs 2 --vqa-train-limit 1500 --vqa-lr 1e-3"}
+RUN_SPECS=${DEMO_RUNS:-"none:none: random:random:0.15 noun:NOUN:0.7"}
 
 started=$(date +%s)
 step() { printf '\n==> [%s, %ds] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - started))" "$*"; }
