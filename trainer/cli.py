@@ -50,7 +50,7 @@ FLAGS = ("albef", "compile", "fp32", "cpu")
 
 
 def to_argv(args: argparse.Namespace) -> list[str]:
-    """The `python -m trainer ...` argument list that reproduces `args` (for the torchrun relaunch)."""
+    """The `posmask pretrain ...` argument list that reproduces `args` (for the torchrun relaunch)."""
     argv = ["-v"] if getattr(args, "verbose", False) else []
     for name in FORWARDED:
         value = getattr(args, name, None)

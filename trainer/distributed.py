@@ -106,9 +106,9 @@ def barrier() -> None:
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run `python -m trainer <argv>` (= posmask pretrain) under torchrun with `nproc` local processes."""
+    """Re-run `posmask pretrain <argv>` under torchrun with `nproc` local processes."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "trainer", "--", *argv]  # "--": torchrun must not prefix-match our flags (--run)
+               "-m", "posmask_cli", "--", "pretrain", *argv]  # "--": torchrun must not prefix-match our flags
     log.info("launching: %s", " ".join(command))
     process = subprocess.Popen(command)
     try:

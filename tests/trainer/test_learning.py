@@ -65,7 +65,7 @@ def test_tiny_preset_learns_on_scenes(scenes_shards: Path, tmp_path: Path) -> No
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "trainer", "--pos", "NOUN", "--ratio", "0.7", "--preset", "tiny",
+        [sys.executable, "-m", "posmask_cli", "pretrain", "--pos", "NOUN", "--ratio", "0.7", "--preset", "tiny",
          "--shards", str(scenes_shards), "--run", str(run), "--epochs", "5", "--max-steps", str(STEPS),
          "--log-every", "20"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

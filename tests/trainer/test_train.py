@@ -1,4 +1,4 @@
-"""End-to-end CPU runs of `posmask pretrain` (as `python -m trainer`): outputs, zero-candidate counting,
+"""End-to-end CPU runs of `posmask pretrain` (as `python -m posmask_cli pretrain`): outputs, zero-candidate counting,
 `none`, ALBEF, two-process torchrun on uneven shards, and SIGTERM + resume matching an uninterrupted run."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ FAST = ["--preset", "tiny", "--batch-size", "8", "--workers", "0", "--log-every"
 
 def pretrain(*args: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "trainer", *args], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "posmask_cli", "pretrain", *args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=240)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stderr[-3000:]}")
@@ -91,7 +91,7 @@ def test_sigterm_then_resume_matches_uninterrupted(uneven_shards: Path, tmp_path
     pretrain(*args, "--run", str(tmp_path / "straight"))
     run = tmp_path / "stopped"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--run", str(run)], cwd=REPO, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "posmask_cli", "pretrain", *args, "--run", str(run)], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while time.time() < deadline:
