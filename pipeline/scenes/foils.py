@@ -191,17 +191,24 @@ def _relation_sentence(subj: Group, subj_np: str, rel: str, obj_np: str, is_alig
     return text[:1].upper() + text[1:] + "."
 
 
-def relations(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
-    """'A is above B' becomes 'A is below B' (left/right likewise)."""
-    rng = random.Random(seed + ":choice")
-    pair = _related_pair(scene, rng)
+def _described_pair(scene: Scene, seed: str) -> tuple[Group, str, Group, str, str, bool] | None:
+    """A related pair of groups with their noun phrases: (a, relation, b, a_np, b_np, is_aligned)."""
+    pair = _related_pair(scene, random.Random(seed + ":choice"))
     if pair is None:
         return None
     a, rel, b = pair
     np_rng = random.Random(seed + ":np")
     a_np = noun_phrase(a.shape, a.colour, a.size, a.count, np_rng, colour_p=1.0)
     b_np = noun_phrase(b.shape, b.colour, b.size, b.count, np_rng, colour_p=1.0)
-    is_aligned = aligned(a, b, rel)
+    return a, rel, b, a_np, b_np, aligned(a, b, rel)
+
+
+def relations(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
+    """'A is above B' becomes 'A is below B' (left/right likewise)."""
+    described = _described_pair(scene, seed)
+    if described is None:
+        return None
+    a, rel, b, a_np, b_np, is_aligned = described
     caption = _relation_sentence(a, a_np, rel, b_np, is_aligned, seed)
     foil = _relation_sentence(a, a_np, OPPOSITE[rel], b_np, is_aligned, seed)
     entry = _base("relations", "relations", image_id, image_file, caption, foil, rel, OPPOSITE[rel])
@@ -216,15 +223,10 @@ def relations(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry 
 
 def actant_swap(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
     """'A is above B' becomes 'B is above A'."""
-    rng = random.Random(seed + ":choice")
-    pair = _related_pair(scene, rng)
-    if pair is None:
+    described = _described_pair(scene, seed)
+    if described is None:
         return None
-    a, rel, b = pair
-    np_rng = random.Random(seed + ":np")
-    a_np = noun_phrase(a.shape, a.colour, a.size, a.count, np_rng, colour_p=1.0)
-    b_np = noun_phrase(b.shape, b.colour, b.size, b.count, np_rng, colour_p=1.0)
-    is_aligned = aligned(a, b, rel)
+    a, rel, b, a_np, b_np, is_aligned = described
     caption = _relation_sentence(a, a_np, rel, b_np, is_aligned, seed)
     foil = _relation_sentence(b, b_np, rel, a_np, is_aligned, seed)
     entry = _base("actant-swap", "actant swap", image_id, image_file, caption, foil,
