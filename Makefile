@@ -19,6 +19,7 @@ RATIO       ?=
 PRESET      ?= tiny
 SHARDS      ?= data/shards/scenes
 GPUS        ?= 1
+NPROC       ?=
 RUN         ?= runs/$(PRESET)-$(subst $(comma),+,$(POS))$(if $(RATIO),-$(RATIO))
 EPOCHS      ?=
 MAX_STEPS   ?=
@@ -57,7 +58,7 @@ tag-shards: $(STAMP)
 
 pretrain: $(STAMP)
 	$(POSMASK) pretrain --pos $(POS) $(if $(RATIO),--ratio $(RATIO)) --preset $(PRESET) --shards $(SHARDS) \
-		--gpus $(GPUS) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS))
+		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS))
 
 eval: $(STAMP)
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
