@@ -117,6 +117,16 @@ def piece_files(data: str | os.PathLike[str]) -> list[Path]:
     return sorted(files, key=lambda f: (order.get(f.stem, len(order)), f.stem))
 
 
+def caption_votes(path: Path, sample_id: str, entry: dict[str, Any]) -> int:
+    """`mturk.caption` of an entry (annotators who judged the caption true); 0 when absent."""
+    mturk = entry.get("mturk") or {}
+    votes = mturk.get("caption", 0) if isinstance(mturk, dict) else 0
+    try:
+        return int(votes)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: entry {sample_id!r} has a non-numeric mturk.caption {votes!r}") from None
+
+
 def load_piece(path: str | os.PathLike[str], valid_only: bool = True) -> ValsePiece:
     """Read one VALSE piece file; with `valid_only`, keep entries with `mturk.caption >= 2`."""
     path = Path(path)
@@ -134,8 +144,7 @@ def load_piece(path: str | os.PathLike[str], valid_only: bool = True) -> ValsePi
                 foil = foil[0]
         except (KeyError, TypeError, IndexError):
             raise UserError(f"{path}: entry {sample_id!r} lacks caption/foil/image_file") from None
-        mturk = e.get("mturk") or {}
-        if valid_only and not (isinstance(mturk, dict) and int(mturk.get("caption", 0)) >= 2):
+        if valid_only and caption_votes(path, sample_id, e) < 2:
             invalid += 1
             continue
         src = entry_source(name, e)

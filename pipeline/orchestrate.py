@@ -232,6 +232,16 @@ def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float,
             f"({rate:.0f} captions/s) -> {out}")
 
 
+def shard_failure(name: str, err: BaseException) -> UserError:
+    """The one-line error for a failed Ray task: a UserError raised inside it (bad input, never retried)
+    keeps its own message; anything else failed after TASK_RETRIES retries."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, UserError):
+        return UserError(f"shard {name}: {cause}")
+    return UserError(f"shard {name} failed after {TASK_RETRIES} retries: "
+                     f"{str(err).strip().splitlines()[-1][:300]}; re-run to resume")
+
+
 def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfig,
               results: dict[int, ShardResult], total_chunks: list[ChunkSpec]) -> None:
     """One Ray task per pending shard (a bounded number in flight), retried on worker failure."""
@@ -264,8 +274,7 @@ def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfi
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as err:
-                    raise UserError(f"shard {spec.name} failed after {TASK_RETRIES} retries: "
-                                    f"{str(err).strip().splitlines()[-1][:300]}; re-run to resume") from None
+                    raise shard_failure(spec.name, err) from None
                 results[spec.index] = result
                 fresh += result.read
                 bar.update(result.read)

@@ -23,6 +23,16 @@ def test_valse_empty_foil_list(tmp_path):
         load_piece(path)
 
 
+def test_valse_non_numeric_caption_votes(tmp_path):
+    from evaluation.valse import load_piece
+
+    path = _write(tmp_path / "existence.json", {"1": {"caption": "a cat", "foil": "a dog", "image_file": "x.jpg",
+                                                      "mturk": {"caption": "yes"}}})
+    with pytest.raises(UserError, match="non-numeric mturk.caption 'yes'"):
+        load_piece(path)
+    assert len(load_piece(path, valid_only=False).entries) == 1
+
+
 def test_retrieval_image_not_a_string(tmp_path):
     from evaluation.retrieval import load_retrieval_set
 

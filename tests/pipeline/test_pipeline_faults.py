@@ -177,3 +177,17 @@ def test_bad_numbers_and_foreign_out(tmp_path: Path) -> None:
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert_one_line_error(run_cli("--format", "coco", "--src", str(src), "--out", str(tmp_path / "busy")),
                           "not empty", "--overwrite")
+
+
+def test_shard_failure_messages() -> None:
+    """A UserError raised inside a Ray task keeps its message; other failures name the retries."""
+    import ray
+
+    from pipeline.orchestrate import TASK_RETRIES, shard_failure
+    from shards.errors import UserError
+
+    bad_input = ray.exceptions.RayTaskError("process_shard", "Traceback ...", UserError("no spaCy model"))
+    assert str(shard_failure("shard-000001", bad_input)) == "shard shard-000001: no spaCy model"
+    crash = ray.exceptions.RayTaskError("process_shard", "Traceback ...\nMemoryError", MemoryError())
+    message = str(shard_failure("shard-000001", crash))
+    assert f"failed after {TASK_RETRIES} retries" in message and "re-run to resume" in message
