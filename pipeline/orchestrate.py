@@ -233,13 +233,15 @@ def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float,
 
 
 def shard_failure(name: str, err: BaseException) -> UserError:
-    """The one-line error for a failed Ray task: a UserError raised inside it (bad input, never retried)
-    keeps its own message; anything else failed after TASK_RETRIES retries."""
+    """The one-line error for a failed Ray task. A UserError raised inside it (bad input) keeps its own
+    message; other exceptions are not retried either; crashed workers and OSErrors were retried."""
     cause = getattr(err, "cause", None)
     if isinstance(cause, UserError):
         return UserError(f"shard {name}: {cause}")
-    return UserError(f"shard {name} failed after {TASK_RETRIES} retries: "
-                     f"{str(err).strip().splitlines()[-1][:300]}; re-run to resume")
+    last_line = str(err).strip().splitlines()[-1][:300]
+    if cause is not None and not isinstance(cause, OSError):
+        return UserError(f"shard {name} failed: {last_line}")
+    return UserError(f"shard {name} failed after {TASK_RETRIES} retries: {last_line}; re-run to resume")
 
 
 def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfig,

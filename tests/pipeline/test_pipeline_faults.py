@@ -188,6 +188,10 @@ def test_shard_failure_messages() -> None:
 
     bad_input = ray.exceptions.RayTaskError("process_shard", "Traceback ...", UserError("no spaCy model"))
     assert str(shard_failure("shard-000001", bad_input)) == "shard shard-000001: no spaCy model"
-    crash = ray.exceptions.RayTaskError("process_shard", "Traceback ...\nMemoryError", MemoryError())
-    message = str(shard_failure("shard-000001", crash))
+    bug = ray.exceptions.RayTaskError("process_shard", "Traceback ...\nValueError: bad", ValueError("bad"))
+    assert str(shard_failure("shard-000001", bug)) == "shard shard-000001 failed: ValueError: bad"
+    disk = ray.exceptions.RayTaskError("process_shard", "Traceback ...\nOSError: disk full", OSError("disk full"))
+    message = str(shard_failure("shard-000001", disk))
     assert f"failed after {TASK_RETRIES} retries" in message and "re-run to resume" in message
+    died = ray.exceptions.WorkerCrashedError()
+    assert f"failed after {TASK_RETRIES} retries" in str(shard_failure("shard-000001", died))
