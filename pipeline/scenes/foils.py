@@ -82,21 +82,37 @@ def _base(piece: str, phenomenon: str, image_id: int, image_file: str, caption: 
     }
 
 
-def existence(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
-    """A present shape (a big one where there is one) becomes a shape type the image does not contain."""
+def _swap_absent(scene: Scene, seed: str, field: int, values: Sequence[str], prefer_big: bool,
+                 ) -> tuple[list[Group], int, str, str, str, str] | None:
+    """Replace one group's shape (`field` 0) or colour (`field` 1) by a value absent from the image.
+
+    Returns (groups, target index, old value, new value, caption, foil), or None when nothing is absent.
+    With `prefer_big`, the target is a big group where there is one (a salient object, as VALSE foils
+    salient nouns).
+    """
     rng = random.Random(seed + ":choice")
     groups = shuffled(rng, scene.groups)
-    absent = [s for s in SHAPES if s not in {g.shape for g in groups}]
+    present = {(g.shape, g.colour)[field] for g in groups}
+    absent = [v for v in values if v not in present]
     if not absent:
         return None
-    big = [i for i, g in enumerate(groups) if g.size == "big"]
-    target = pick(rng, big or range(len(groups)))  # a salient object, as VALSE foils salient nouns
-    new_shape = pick(rng, absent)
+    big = [i for i, g in enumerate(groups) if g.size == "big"] if prefer_big else []
+    target = pick(rng, big or range(len(groups)))
+    new = pick(rng, absent)
     specs = _specs(groups)
     foiled = list(specs)
-    shape, colour, size, count, q = specs[target]
-    foiled[target] = (new_shape, colour, size, count, q)
-    caption, foil = _listing(specs, seed), _listing(foiled, seed)
+    spec = list(specs[target])
+    old, spec[field] = spec[field], new
+    foiled[target] = tuple(spec)  # type: ignore[assignment]
+    return groups, target, str(old), new, _listing(specs, seed), _listing(foiled, seed)
+
+
+def existence(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
+    """A present shape (a big one where there is one) becomes a shape type the image does not contain."""
+    swapped = _swap_absent(scene, seed, 0, list(SHAPES), prefer_big=True)
+    if swapped is None:
+        return None
+    groups, target, shape, new_shape, caption, foil = swapped
     entry = _base("existence", "existence", image_id, image_file, caption, foil, shape, new_shape)
     entry.update({
         "answer": groups[target].count,
@@ -110,18 +126,10 @@ def existence(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry 
 
 def color(image_id: int, image_file: str, scene: Scene, seed: str) -> Entry | None:
     """One group's colour becomes a colour that appears nowhere in the image."""
-    rng = random.Random(seed + ":choice")
-    groups = shuffled(rng, scene.groups)
-    absent = [c for c in COLOURS if c not in {g.colour for g in groups}]
-    if not absent:
+    swapped = _swap_absent(scene, seed, 1, list(COLOURS), prefer_big=False)
+    if swapped is None:
         return None
-    target = pick(rng, range(len(groups)))
-    new_colour = pick(rng, absent)
-    specs = _specs(groups)
-    foiled = list(specs)
-    shape, colour, size, count, q = specs[target]
-    foiled[target] = (shape, new_colour, size, count, q)
-    caption, foil = _listing(specs, seed), _listing(foiled, seed)
+    _, _, colour, new_colour, caption, foil = swapped
     entry = _base("color", "color", image_id, image_file, caption, foil, colour, new_colour)
     entry["foil_method"] = "absent_colour"
     return entry
