@@ -23,18 +23,21 @@ NPROC       ?=
 RUN         ?= runs/$(PRESET)-$(subst $(comma),+,$(POS))$(if $(RATIO),-$(RATIO))
 EPOCHS      ?=
 MAX_STEPS   ?=
+# the tiny preset's supervised image-encoder start (make vision-init); used by pretrain when it exists
+VISION_INIT ?= runs/vision-tiny
+VISION      ?= $(if $(filter tiny,$(PRESET)),$(wildcard $(VISION_INIT)/vision.safetensors))
 # eval / report
 TASKS       ?= retrieval,valse,vqa,probe
 DATA        ?=
 IMAGES      ?=
 EVAL_ARGS   ?=
-RUNS        ?= $(wildcard runs/*)
+RUNS        ?= $(filter-out $(VISION_INIT),$(wildcard runs/*))
 comma       := ,
 
-.PHONY: install demo test bench tag-shards make-scenes pretrain eval report clean help
+.PHONY: install demo test bench tag-shards make-scenes vision-init pretrain eval report clean help
 
 help:
-	@echo "make demo | test | bench | tag-shards | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b'"
+	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b'"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +59,13 @@ make-scenes: $(STAMP)
 tag-shards: $(STAMP)
 	$(POSMASK) tag-shards --format $(FORMAT) --src $(SRC) --out $(OUT) --workers $(WORKERS) --image-size $(IMAGE_SIZE)
 
+vision-init: $(STAMP)
+	$(POSMASK) vision-init --scenes $(SRC) --out $(VISION_INIT)
+
 pretrain: $(STAMP)
 	$(POSMASK) pretrain --pos $(POS) $(if $(RATIO),--ratio $(RATIO)) --preset $(PRESET) --shards $(SHARDS) \
-		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS))
+		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION))
 
 eval: $(STAMP)
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)

@@ -15,6 +15,7 @@ from shards.errors import UserError
 COMMANDS: dict[str, str] = {
     "make-scenes": "pipeline.scenes.cli",
     "tag-shards": "pipeline.cli",
+    "vision-init": "trainer.cli_vision_init",
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",
     "report": "evaluation.cli_report",

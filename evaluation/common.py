@@ -145,6 +145,6 @@ def tokenize(texts: Sequence[str], max_len: int, device: torch.device) -> tuple[
 def itm_match_logit(model, img_tokens: torch.Tensor, txt_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Log-odds of 'match' (logit 1 - logit 0) for aligned rows of image tokens and text tokens, [B]."""
     fused = model.fuse(txt_tokens, mask, img_tokens)
-    logits = model.itm_logits(fused[:, 0]).float()
+    logits = model.itm_logits(fused, mask).float()
     return logits[:, 1] - logits[:, 0]
 

@@ -47,6 +47,7 @@ class InputItem:
     image: str | None = None
     reject: str | None = None
     detail: str = ""
+    pair: str | None = None  # minimal-pair label, kept in the sample's json (see shards.schema)
 
 
 @dataclass

@@ -121,7 +121,7 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
                     rejects[i] = Reject(item.key, spec.source, image.reason, image.detail)
                     continue
                 image_bytes, ext = image
-            writer.write(encode_sample(item.key, tc, spec.source, item.image_id, image_bytes, ext))
+            writer.write(encode_sample(item.key, tc, spec.source, item.image_id, image_bytes, ext, pair=item.pair))
             truncated += tc.truncated
             word_hist += np.bincount(np.asarray(tc.upos, dtype=np.int64), minlength=len(UPOS_NAMES))
             piece_hist += np.bincount(tc.pos[1:-1], minlength=len(UPOS_NAMES))

@@ -2,7 +2,7 @@
 
 A sample is a dict of member name -> bytes as stored in the tar (plus `__key__`):
     jpg|png|...  image bytes        txt       normalised caption, UTF-8
-    json         {source, image_id, words, upos, spans}
+    json         {source, image_id, words, upos, spans}, optionally `pair` (a minimal-pair label)
     ids.npy      int32 [L] wordpiece ids with [CLS] ... [SEP]
     pos.npy      uint8 [L] UPOS id per wordpiece, NOT_A_WORD (255) for special tokens
     word.npy     int16 [L] word index per wordpiece, -1 for special tokens
@@ -104,17 +104,24 @@ def encode_sample(
     image_id: str,
     image_bytes: bytes | None,
     image_ext: str = "jpg",
+    pair: str | None = None,
 ) -> dict[str, Any]:
-    """The tar members of one sample, ready for a webdataset TarWriter (bytes values only)."""
+    """The tar members of one sample, ready for a webdataset TarWriter (bytes values only).
+
+    `pair` (optional json field): samples sharing it form a minimal pair (same scene, one word changed)
+    that the trainer keeps in one batch.
+    """
     if image_ext not in IMAGE_MEMBERS:
         raise ValueError(f"image extension {image_ext!r} not one of {IMAGE_MEMBERS}")
-    meta = {
+    meta: dict[str, Any] = {
         "source": source,
         "image_id": image_id,
         "words": tagged.words,
         "upos": [int(u) for u in tagged.upos],
         "spans": [[int(a), int(b)] for a, b in tagged.spans],
     }
+    if pair is not None:
+        meta["pair"] = pair
     sample: dict[str, Any] = {
         "__key__": key,
         "txt": tagged.caption.encode("utf-8"),

@@ -18,6 +18,7 @@ class ModelConfig:
 
     vision_name: str = THESIS_VISION  # timm architecture (the pretrained tag is ignored when building)
     vision_overrides: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs (tiny ViT sizes)
+    vision_stem: str = "patch"  # "patch" (timm's) or "conv" (strided convolutions; random or a vision-init file)
     image_size: int = 224
     hidden_size: int = 768
     num_heads: int = 12
@@ -27,6 +28,8 @@ class ModelConfig:
     vocab_size: int = 30522
     max_text_len: int = 30
     embed_dim: int = 256  # ITC projection size
+    text_pool: str = "cls"  # ITC text feature: the [CLS] token ("cls", ALBEF) or the mean of the text tokens ("mean")
+    itm_pool: str = "cls"  # ITM head input: the fused [CLS] ("cls", ALBEF) or the mean of the fused tokens ("mean")
     temp_init: float = 0.07
     dropout: float = 0.1
     pad_id: int = 0
@@ -105,6 +108,9 @@ class TrainConfig:
 TINY_MODEL = ModelConfig(
     vision_name="vit_tiny_patch16_224",
     vision_overrides={"patch_size": 8, "embed_dim": 128, "depth": 2, "num_heads": 4},
+    vision_stem="conv",
+    text_pool="mean",
+    itm_pool="mean",
     image_size=64,
     max_text_len=40,  # scenes captions: 99% fit in 42 wordpieces, 30 cut the long four-shape ones
     hidden_size=128,

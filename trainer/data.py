@@ -1,6 +1,8 @@
 """Streaming the shards: shard shuffle per epoch, split by rank and worker, a sample shuffle buffer,
 images decoded last, batches collated in the worker. Per-rank epoch length comes from sizes.json, and
 every stream cycles, so ranks with uneven shards still take the same number of steps and never hang.
+Minimal pairs (samples sharing a json `pair` label) leave the shuffle buffer together, so both are
+(nearly always) in one batch: then only the words that differ tell their captions apart.
 
 Data position is (epoch, batch index): worker w of n yields batches w, w+n, ...; a resumed run skips
 the batches already consumed without decoding their images, and crops are seeded per sample, so the
@@ -29,6 +31,8 @@ from shards.upos import NOT_A_WORD
 from trainer.transforms import train_transform
 
 log = logging.getLogger(__name__)
+PAIR_WINDOW = 64
+"""Samples a minimal-pair member waits for its partner (the scenes write a pair 5 captions apart)."""
 
 
 def image_id_hash(image_id: Any) -> int:
@@ -98,6 +102,27 @@ def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None) -> dic
             "attention_mask": mask, "image_ids": torch.tensor([it["image_id"] for it in items], dtype=torch.long)}
 
 
+def pair_up(samples: Iterator[Sample], window: int = PAIR_WINDOW) -> Iterator[list[Sample]]:
+    """Group a stream into units: `[a, b]` for two samples with the same json `pair` label, `[s]` otherwise.
+
+    A sample waits for its partner among the next `window` samples and then goes on alone (its partner
+    is on another rank or worker, or was rejected): nothing is dropped, and without labels the units
+    are the samples in their order.
+    """
+    waiting: dict[str, Sample] = {}
+    for sample in samples:
+        label = sample.meta.get("pair")
+        if label is None:
+            yield [sample]
+        elif label in waiting:
+            yield [waiting.pop(label), sample]
+        else:
+            waiting[label] = sample
+            if len(waiting) > window:
+                yield [waiting.pop(next(iter(waiting)))]
+    yield from ([sample] for sample in waiting.values())
+
+
 class ShardStream(IterableDataset):
     """An endless stream of collated batches for one rank and one epoch (see module doc)."""
 
@@ -139,15 +164,16 @@ class ShardStream(IterableDataset):
         return True
 
     def _shuffled(self, samples: Iterator[Sample], rng: random.Random) -> Iterator[Sample]:
-        """A sample shuffle buffer (text already decoded, images still bytes)."""
-        buffer: list[Sample] = []
-        for sample in samples:
+        """A shuffle buffer over minimal pairs and single samples (text decoded, images still bytes);
+        the two samples of a pair leave it one after the other."""
+        buffer: list[list[Sample]] = []
+        for unit in pair_up(samples):
             if len(buffer) < self.shuffle_buffer:
-                buffer.append(sample)
+                buffer.append(unit)
                 continue
             i = rng.randrange(len(buffer))
-            buffer[i], sample = sample, buffer[i]
-            yield sample
+            buffer[i], unit = unit, buffer[i]
+            yield from unit
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()

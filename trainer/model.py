@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shards.errors import UserError
 from trainer.blocks import FusionBlock, TextBlock, key_padding_bias
 from trainer.config import ModelConfig
 from trainer.vision import build_vision_encoder
@@ -50,15 +51,26 @@ class MLMHead(nn.Module):
         return F.linear(self.norm(F.gelu(self.dense(x))), self.word_embeddings.weight, self.bias)
 
 
+def pool(tokens: Tensor, attention_mask: Tensor, how: str) -> Tensor:
+    """[B,L,D] -> [B,D]: the [CLS] token (`cls`) or the mean over the unpadded tokens (`mean`)."""
+    if how == "cls":
+        return tokens[:, 0]
+    weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 class PosMaskModel(nn.Module):
     """The ALBEF-style model. See module doc for loading; `config` holds the architecture."""
 
     def __init__(self, config: ModelConfig, vision_weights: str | None = "random") -> None:
         super().__init__()
+        for name in ("text_pool", "itm_pool"):
+            if getattr(config, name) not in ("cls", "mean"):
+                raise UserError(f"{name} must be 'cls' or 'mean', not {getattr(config, name)!r}")
         self.config = config
         d = config.hidden_size
         self.vision = build_vision_encoder(config.vision_name, config.image_size, vision_weights,
-                                           config.vision_overrides)
+                                           config.vision_overrides, config.vision_stem)
         vision_dim = self.vision.num_features
         self.vision_adapter = nn.Identity() if vision_dim == d else nn.Linear(vision_dim, d)
         self.embeddings = TextEmbeddings(config)
@@ -102,7 +114,7 @@ class PosMaskModel(nn.Module):
         for layer in self.text_layers:
             x = layer(x, bias)
         x = self.text_norm(x)
-        return x, F.normalize(self.text_proj(x[:, 0]).float(), dim=-1)
+        return x, F.normalize(self.text_proj(pool(x, attention_mask, self.config.text_pool)).float(), dim=-1)
 
     def fuse(self, text_tokens: Tensor, attention_mask: Tensor, image_tokens: Tensor) -> Tensor:
         """Fusion output [B,L,D]; [:,0] is the fused [CLS]."""
@@ -111,9 +123,9 @@ class PosMaskModel(nn.Module):
             x = layer(x, bias, image_tokens)
         return self.fusion_norm(x)
 
-    def itm_logits(self, fused_cls: Tensor) -> Tensor:
-        """[B,D] -> [B,2]; column 1 = match."""
-        return self.itm_head(fused_cls)
+    def itm_logits(self, fused: Tensor, attention_mask: Tensor) -> Tensor:
+        """Fusion output [B,L,D] -> [B,2]; column 1 = match. Reads the fused [CLS] or the token mean (`itm_pool`)."""
+        return self.itm_head(pool(fused, attention_mask, self.config.itm_pool))
 
     def mlm_logits(self, fused: Tensor) -> Tensor:
         """[B,L,D] -> [B,L,vocab]."""

@@ -47,7 +47,7 @@ class Pretrainer(nn.Module):
         images = torch.cat([image_tokens, image_tokens[neg_image], image_tokens])
         labels = torch.cat([torch.ones_like(image_ids), itm_labels(image_ids, image_ids[neg_image]),
                             itm_labels(image_ids[neg_text], image_ids)])
-        logits = m.itm_logits(m.fuse(texts, masks, images)[:, 0]).float()
+        logits = m.itm_logits(m.fuse(texts, masks, images), masks).float()
         loss_itm = F.cross_entropy(logits, labels)
         correct = (logits.argmax(1) == labels).float()
         is_pos = labels.float()  # balanced accuracy: chance is 0.5 whatever the share of true matches

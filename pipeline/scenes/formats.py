@@ -1,7 +1,7 @@
 """Writers for the real on-disk formats: COCO captions and Flickr30K/COCO retrieval lists."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.scenes.world import CANVAS
@@ -15,15 +15,26 @@ def image_file(image_id: int) -> str:
     return f"{image_id:012d}.jpg"
 
 
-def coco_captions(items: Sequence[tuple[int, Sequence[str]]], description: str) -> dict[str, Any]:
-    """An official COCO captions document for `(image_id, captions)` items."""
+def coco_captions(items: Sequence[tuple[int, Sequence[str]]], description: str,
+                  pairs: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """An official COCO captions document for `(image_id, captions)` items.
+
+    `pairs` maps an image id to the id of its minimal-pair partner: caption j of both images then
+    carries the extra annotation field `pair` = `"<partner id>-<j>"` (tag-shards keeps it in the shards).
+    """
+    pairs = pairs or {}
+    partner_of = {**pairs, **{b: b for b in pairs.values()}}
     images, annotations = [], []
     for image_id, texts in items:
         if len(texts) > CAPTION_ID_STRIDE:
             raise ValueError(f"at most {CAPTION_ID_STRIDE} captions per image")
         images.append({"id": image_id, "file_name": image_file(image_id), "width": CANVAS, "height": CANVAS})
         for j, text in enumerate(texts):
-            annotations.append({"id": image_id * CAPTION_ID_STRIDE + j, "image_id": image_id, "caption": text})
+            annotation: dict[str, Any] = {"id": image_id * CAPTION_ID_STRIDE + j, "image_id": image_id,
+                                          "caption": text}
+            if image_id in partner_of:
+                annotation["pair"] = f"{partner_of[image_id]}-{j}"
+            annotations.append(annotation)
     return {
         "info": {"description": description, "version": "1.0"},
         "licenses": [],

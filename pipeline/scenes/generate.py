@@ -1,7 +1,8 @@
 """Generate the whole scenes sample under one folder, atomically, and reuse it when complete.
 
 Order of work: held-out evaluation scenes first (unique signatures), then VQA fine-tuning scenes
-(none equal to an evaluation scene), then training scenes (none equal to an evaluation scene).
+(none equal to an evaluation scene), then training scenes (none equal to an evaluation scene), which
+come in shape minimal pairs (`_make_split`).
 Scene i of a split comes from its own seeded `random.Random`, so it does not depend on how many
 images the other splits have. Everything is written into a temporary sibling folder, the
 manifest last, then renamed onto the target: a folder with `scenes_manifest.json` is complete.
@@ -15,7 +16,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from shards.errors import UserError
 from pipeline.scenes import foils, formats, readme, vqa
 from pipeline.scenes.grammar import captions as make_captions
 from pipeline.scenes.render import render_jpeg
-from pipeline.scenes.world import Scene, sample_scene
+from pipeline.scenes.world import Scene, sample_scene, shape_twin
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
-"""Bumped whenever the same config would produce different files."""
+GENERATOR_VERSION = 2
+"""Bumped whenever the same config would produce different files (2: training minimal pairs)."""
 
 MANIFEST = "scenes_manifest.json"
 EVAL_ID0 = 1_000_000
@@ -66,6 +67,7 @@ class SplitData:
     ids: list[int]
     scenes: list[Scene]
     captions: list[list[str]]
+    twin_of: dict[int, int] = field(default_factory=dict)  # image id -> the id of the scene it is a twin of
 
 
 def _draw(split: str, index: int, seed: int, forbidden: set[Any]) -> tuple[Scene, random.Random]:
@@ -86,15 +88,28 @@ def _write_json(path: Path, obj: Any, *, compact: bool = False) -> None:
 
 
 def _make_split(split: str, first_id: int, count: int, config: ScenesConfig, forbidden: set[Any],
-                image_dir: Path, unique: bool, tick: Callable[[], None], with_captions: bool = True) -> SplitData:
+                image_dir: Path, unique: bool, tick: Callable[[], None], with_captions: bool = True,
+                twins: bool = False) -> SplitData:
+    """Draw, render and caption the scenes of one split.
+
+    With `twins`, every odd scene is its predecessor with one group's shape changed (`shape_twin`), and
+    both take their captions from one shared random stream, so the two caption sets differ (almost)
+    only in the shape words: minimal pairs that the trainer puts into one batch.
+    """
     image_dir.mkdir(parents=True, exist_ok=True)
     data = SplitData([], [], [])
     seen = set(forbidden)
     for i in range(count):
+        image_id = first_id + i + 1
         scene, rng = _draw(split, i, config.seed, seen)
+        if twins:
+            twin = shape_twin(data.scenes[-1], random.Random(f"{config.seed}:{split}:twin:{i}")) if i % 2 else None
+            if twin is not None and twin.signature() not in seen:
+                scene = twin
+                data.twin_of[image_id] = image_id - 1
+            rng = random.Random(f"{config.seed}:{split}:captions:{i // 2}")
         if unique:
             seen.add(scene.signature())
-        image_id = first_id + i + 1
         (image_dir / formats.image_file(image_id)).write_bytes(render_jpeg(scene))
         data.ids.append(image_id)
         data.scenes.append(scene)
@@ -121,10 +136,11 @@ def generate(out: Path, config: ScenesConfig) -> dict[str, int]:
         vqa_train = _make_split("vqatrain", VQA_TRAIN_ID0, config.vqa_train_images, config, eval_sigs, images,
                                 False, tick, with_captions=False)
         train = _make_split("train", 0, config.train_images, config, eval_sigs, out / "train" / "images", False,
-                            tick)
+                            tick, twins=True)
 
     _write_json(out / "train" / "captions.json",
-                formats.coco_captions(list(zip(train.ids, train.captions)), "posmask scenes: training split"),
+                formats.coco_captions(list(zip(train.ids, train.captions)), "posmask scenes: training split",
+                                      pairs=train.twin_of),
                 compact=True)
     _write_json(out / "train" / "scenes.json", _scene_table(train), compact=True)
     eval_items = list(zip(held_out.ids, held_out.captions))
@@ -148,6 +164,7 @@ def generate(out: Path, config: ScenesConfig) -> dict[str, int]:
 
     counts.update({
         "train_images": len(train.ids),
+        "train_twins": len(train.twin_of),
         "train_captions": sum(len(c) for c in train.captions),
         "eval_images": len(held_out.ids),
         "eval_captions": sum(len(c) for c in held_out.captions),

@@ -33,6 +33,13 @@ keys read `coco-<image_id>-<annotation id>`. VALSE foils are false by constructi
 has `mturk = {{"foil": 0, "caption": 3, "other": 0}}` (valid), and the NLI / grammaticality scores
 of the real files are fixed to a contradiction / 1.0. VQA question ids are `image_id * 1000 + k`;
 each question has ten answers.
+
+Training scenes come in minimal pairs ({train_twins} twins): image 2k is image 2k-1 with one group of
+objects given another shape, and both images' captions come from the same random stream, so caption k
+of the two differs (almost always) only in the shape words. Their annotations share the extra field
+`pair` (`"<id of 2k-1>-<k>"`); tag-shards keeps it, and the trainer puts both captions into one batch.
+Without pairs, colour, size and position tell a batch's images apart and a tiny model from scratch
+never learns shape words (see trainer/README.md).
 """
 
 

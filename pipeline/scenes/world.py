@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -234,3 +234,21 @@ def sample_scene(rng: random.Random) -> Scene:
         objects.append(Obj(shape, colour, size, x + dx, y + dy, _jitter_rgb(rng, COLOURS[colour])))
     background = 118 + pick(rng, range(21))
     return Scene(tuple(objects), background)
+
+
+def shape_twin(scene: Scene, rng: random.Random) -> Scene | None:
+    """The same scene with one group (all its members) given a shape the scene lacks: a minimal pair.
+
+    When the scene already shows every shape, the new shape is one not yet drawn in that group's
+    colour. None when no shape is left (never for the scenes `sample_scene` draws).
+    """
+    group = pick(rng, scene.groups)
+    used = {o.shape for o in scene.objects}
+    taken = {(o.shape, o.colour) for o in scene.objects}
+    options = [s for s in SHAPES if s not in used] or [s for s in SHAPES if (s, group.colour) not in taken]
+    if not options:
+        return None
+    shape = pick(rng, options)
+    objects = tuple(replace(o, shape=shape) if (o.shape, o.colour) == (group.shape, group.colour) else o
+                    for o in scene.objects)
+    return Scene(objects, scene.background)

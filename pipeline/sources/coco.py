@@ -1,6 +1,7 @@
 """`coco` source: an official COCO captions JSON (`images`, `annotations`) plus an image folder.
 
 One sample per caption, key `<label>-<image_id:012d>-<annotation id>`, in the file's annotation order.
+An annotation's optional `pair` label (the scenes' minimal pairs) is kept in the sample's json.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def coco_items(data: dict[str, Any], image_root: Path | None, label: str, limit:
         image_id = ann["image_id"]
         key = _key(label, image_id, ann["id"])
         item = InputItem(key, str(image_id), ann.get("caption"))
+        if isinstance(ann.get("pair"), (str, int)) and not isinstance(ann["pair"], bool):
+            item.pair = str(ann["pair"])
         if key in seen:
             item.reject, item.detail = R.DUPLICATE_KEY, f"annotation #{n}"
         elif image_id not in files:

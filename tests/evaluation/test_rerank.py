@@ -12,7 +12,8 @@ class FakeModel:
     def fuse(self, txt_tokens, mask, img_tokens):
         return txt_tokens * img_tokens[:, :1]
 
-    def itm_logits(self, cls):
+    def itm_logits(self, fused, mask):
+        cls = fused[:, 0]
         return torch.stack([torch.zeros_like(cls[:, 0]), cls[:, 0]], dim=1)
 
 

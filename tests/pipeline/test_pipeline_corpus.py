@@ -203,5 +203,7 @@ def test_scenes_format_runs_the_coco_source(tmp_path: Path) -> None:
     assert manifest["totals"]["written"] == len(captions_json["annotations"])
     assert manifest["config"]["source"] == "scenes"
     assert all(key.startswith("scenes-") for key in samples)
+    pairs = {ann["pair"] for ann in captions_json["annotations"] if "pair" in ann}
+    assert pairs and pairs == {s.meta["pair"] for s in samples.values() if "pair" in s.meta}
     hist = json.loads((out / "pos_histogram.json").read_text())["word"]
     assert all(hist[c] > 0 for c in ("NOUN", "VERB", "ADJ", "DET", "ADP", "AUX", "PRON", "NUM", "CCONJ", "PUNCT"))

@@ -118,6 +118,13 @@ def test_coco_unhashable_ids_are_rejects_not_tracebacks() -> None:
     assert [i.reject for i in items] == [R.INVALID_CAPTION, None]
 
 
+def test_coco_pair_labels_are_kept_and_odd_ones_ignored() -> None:
+    anns = [{"image_id": 1, "id": 1, "caption": "A dog.", "pair": "1-0"}, {"image_id": 1, "id": 2, "caption": "x",
+            "pair": 5}, {"image_id": 1, "id": 3, "caption": "y", "pair": [1]}, {"image_id": 1, "id": 4, "caption": "z"}]
+    items = coco.coco_items({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": anns}, None, "coco")
+    assert [i.pair for i in items] == ["1-0", "5", None, None]
+
+
 @pytest.mark.parametrize("content,message", [
     ("{not json", "unreadable JSON"), ('{"images": []}', "not a COCO captions file"), ("[]", "not a COCO"),
 ])

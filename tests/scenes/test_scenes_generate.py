@@ -69,6 +69,33 @@ def test_train_and_eval_scenes_disjoint(scenes_root: Path) -> None:
     assert not set(train) & set(held)
 
 
+def test_training_scenes_come_in_shape_minimal_pairs(scenes_root: Path) -> None:
+    train = load_scenes(scenes_root / "train" / "scenes.json")
+    annotations = json.loads((scenes_root / "train" / "captions.json").read_text())["annotations"]
+    by_pair: dict[str, list[dict]] = {}
+    for ann in annotations:
+        if "pair" in ann:
+            by_pair.setdefault(ann["pair"], []).append(ann)
+    assert by_pair and all(len(v) == 2 for v in by_pair.values())
+    twins = {(a["image_id"], b["image_id"]) for a, b in by_pair.values()}
+    assert len(twins) >= 0.9 * SMALL["train_images"] / 2
+    shape_words = {"circle", "square", "triangle", "star", "circles", "squares", "triangles", "stars"}
+    only_shape_words = 0
+    for first, second in twins:
+        assert second == first + 1
+        a, b = train[str(first)].objects, train[str(second)].objects
+        changed = [(x, y) for x, y in zip(a, b) if x.shape != y.shape]
+        assert changed and all(x.colour == y.colour and (x.x, x.y) == (y.x, y.y) for x, y in zip(a, b))
+        assert len({(x.shape, x.colour) for x, _ in changed}) == 1, "exactly one group changes shape"
+        assert len({y.shape for _, y in changed}) == 1
+    for ann_a, ann_b in by_pair.values():
+        words_a, words_b = ann_a["caption"].rstrip(".").split(), ann_b["caption"].rstrip(".").split()
+        if len(words_a) == len(words_b):
+            diff = {w for x, y in zip(words_a, words_b) if x != y for w in (x, y)}
+            only_shape_words += bool(diff) and {w.strip(",.") for w in diff} <= shape_words
+    assert only_shape_words >= 0.8 * len(by_pair), "twin captions should differ in the shape words alone"
+
+
 def test_reuse_and_config_checks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "s"
     tiny = {"train_images": 5, "eval_images": 4, "vqa_train_images": 2}

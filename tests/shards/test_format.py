@@ -60,6 +60,7 @@ def test_encode_decode_round_trip() -> None:
     np.testing.assert_array_equal(sample.ids, tagged.ids)
     assert sample.image_bytes == b"imagebytes" and sample.image_ext == "png"
     assert encode_sample("k-1", tagged, "coco", "391895", b"imagebytes", "png") == raw  # deterministic bytes
+    assert decode_sample(encode_sample("k-2", tagged, "scenes", "7", None, pair="6-0")).meta["pair"] == "6-0"
 
 
 def test_validate_rejects_broken_alignment() -> None:

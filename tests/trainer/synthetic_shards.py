@@ -72,11 +72,12 @@ def draw(colour: str, shape: str, side: str, size: str, px: int, rng: random.Ran
 
 def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_image: int = 2,
                            shard_sizes: list[int] | None = None, image_px: int = 72, seed: int = 0,
-                           corrupt: int = 0) -> Path:
+                           corrupt: int = 0, pairs: bool = False) -> Path:
     """A finished shard directory (manifest, tars, sizes.json) of n_images x captions_per_image samples.
 
     `shard_sizes` splits the samples unevenly (default: one shard); `corrupt` appends that many samples
-    with a broken pos.npy to the last shard (they are skipped and counted by the trainer).
+    with a broken pos.npy to the last shard (they are skipped and counted by the trainer). With `pairs`,
+    caption c of images 2k and 2k+1 share the minimal-pair label `2k-c`.
     """
     import webdataset as wds
 
@@ -93,7 +94,8 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
             template = TEMPLATES[(i + c) % len(TEMPLATES)]
             words = [w.format(**slots) for w, _ in template]
             tagged = tag_caption(words, [u for _, u in template], tokenizer)
-            samples.append(encode_sample(f"synth-{i:06d}-{c}", tagged, "synthetic", f"img{i:06d}", jpg))
+            pair = f"{i - i % 2}-{c}" if pairs else None
+            samples.append(encode_sample(f"synth-{i:06d}-{c}", tagged, "synthetic", f"img{i:06d}", jpg, pair=pair))
     total = len(samples)
     shard_sizes = shard_sizes or [total]
     if sum(shard_sizes) != total:

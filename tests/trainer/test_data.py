@@ -4,10 +4,12 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from shards.upos import NOT_A_WORD
-from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, steps_per_epoch
+from synthetic_shards import write_synthetic_shards
+from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
 
 
 def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0) -> ShardStream:
@@ -62,3 +64,24 @@ def test_epochs_reshuffle(uneven_shards: Path) -> None:
 def test_corrupt_samples_skipped_and_counted(uneven_shards: Path) -> None:
     batches = list(islice(iter(stream(uneven_shards)), 30))  # > one pass over 194 samples
     assert int(batches[-1]["corrupt"]) >= 2
+
+
+def test_minimal_pairs_share_a_batch(tmp_path: Path) -> None:
+    shards = write_synthetic_shards(tmp_path / "paired", n_images=40, pairs=True)
+    partner = {image_id_hash(f"img{i:06d}"): image_id_hash(f"img{i ^ 1:06d}") for i in range(40)}
+    batches = [set(b["image_ids"].tolist()) for b in islice(iter(stream(shards)), 20)]
+    assert all(partner[i] in ids for ids in batches for i in ids)
+
+
+def test_pair_up_keeps_every_sample_once() -> None:
+    from shards.schema import Sample
+
+    def sample(key: str, pair: str | None) -> Sample:
+        empty = np.zeros(0, dtype=np.int32)
+        return Sample(key, "", {} if pair is None else {"pair": pair}, empty, empty, empty)
+
+    stream_ = [sample("a", "p"), sample("b", None), sample("c", "q"), sample("d", "p"), sample("e", "r"),
+               sample("f", "s"), sample("g", "t")]
+    units = [[s.key for s in unit] for unit in pair_up(iter(stream_), window=2)]
+    # q and r wait too long (window 2) and go on alone; s and t are still waiting when the stream ends.
+    assert units == [["b"], ["a", "d"], ["c"], ["e"], ["f"], ["g"]]

@@ -53,7 +53,7 @@ def itm_ranking_accuracy(run: Path, shards: Path) -> float:
 
         def p_match(image_tokens: torch.Tensor) -> torch.Tensor:
             fused = model.fuse(text, batch["attention_mask"], image_tokens)
-            return model.itm_logits(fused[:, 0]).softmax(-1)[:, 1]
+            return model.itm_logits(fused, batch["attention_mask"]).softmax(-1)[:, 1]
 
         wins += (p_match(images) > p_match(images[shift]))[other].float().sum().item()
         total += int(other.sum())

@@ -1,6 +1,7 @@
 """The model's public API (used by evaluation), save/load, tied MLM weights, vision-weight resolution."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,15 @@ def test_api_shapes(tiny: PosMaskModel) -> None:
     assert txt.shape == (3, 12, cfg.hidden_size) and fused.shape == (3, 12, cfg.hidden_size)
     assert img_feat.shape == txt_feat.shape == (3, 256)
     assert torch.allclose(img_feat.norm(dim=-1), torch.ones(3)) and torch.allclose(txt_feat.norm(dim=-1), torch.ones(3))
-    assert tiny.itm_logits(fused[:, 0]).shape == (3, 2)
+    assert tiny.itm_logits(fused, mask).shape == (3, 2)
     # padding is ignored: extra padded positions do not change the real tokens' outputs
     ids2 = torch.cat([ids, torch.zeros(3, 4, dtype=torch.long)], 1)
     mask2 = torch.cat([mask, torch.zeros(3, 4, dtype=torch.long)], 1)
     with torch.no_grad():
-        assert torch.allclose(tiny.encode_text(ids2, mask2)[1], txt_feat, atol=1e-5)
+        txt2, txt_feat2 = tiny.encode_text(ids2, mask2)
+        assert torch.allclose(txt_feat2, txt_feat, atol=1e-5)  # tiny pools the text by its (masked) mean
+        assert torch.allclose(tiny.itm_logits(tiny.fuse(txt2, mask2, img), mask2), tiny.itm_logits(fused, mask),
+                              atol=1e-5)
 
 
 def test_mlm_head_tied(tiny: PosMaskModel) -> None:
@@ -72,7 +76,7 @@ def test_missing_vision_weights_is_an_error_naming_what_was_tried(tmp_path: Path
 def test_vision_weights_from_local_file_and_cache(tmp_path: Path, monkeypatch) -> None:
     from safetensors.torch import save_file
 
-    cfg = preset_config("tiny").model
+    cfg = dataclasses.replace(preset_config("tiny").model, vision_stem="patch")
     torch.manual_seed(1)
     source = PosMaskModel(cfg, vision_weights="random")
     file = tmp_path / "vit.safetensors"
@@ -84,6 +88,28 @@ def test_vision_weights_from_local_file_and_cache(tmp_path: Path, monkeypatch) -
     (snapshot / "model.safetensors").write_bytes(file.read_bytes())
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     assert resolve_vision_weights("my_vit") == snapshot / "model.safetensors"
+
+
+def test_conv_stem_replaces_the_patch_projection(tmp_path: Path) -> None:
+    cfg = preset_config("tiny").model
+    assert cfg.vision_stem == "conv"
+    model = PosMaskModel(cfg, vision_weights="random")
+    stem = model.vision.patch_embed.proj
+    assert [m.stride for m in stem if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 3  # 8 = 2^3
+    tokens, _ = model.encode_image(torch.randn(2, 3, 64, 64))
+    assert tokens.shape == (2, 1 + 8 * 8, 128)
+    patch_file = tmp_path / "patch_stem.safetensors"
+    from safetensors.torch import save_file
+
+    patch_model = PosMaskModel(dataclasses.replace(cfg, vision_stem="patch"), vision_weights="random")
+    save_file({k: v.contiguous() for k, v in patch_model.vision.state_dict().items()}, str(patch_file))
+    with pytest.raises(UserError, match="do not fit"):
+        PosMaskModel(cfg, vision_weights=str(patch_file))
+    with pytest.raises(UserError, match="text_pool must be"):
+        PosMaskModel(dataclasses.replace(cfg, text_pool="max"), vision_weights="random")
+    with pytest.raises(UserError, match="power-of-two patch size"):
+        PosMaskModel(dataclasses.replace(cfg, vision_overrides={**cfg.vision_overrides, "patch_size": 6},
+                                         image_size=60), vision_weights="random")
 
 
 def test_thesis_preset_builds_with_random_vision() -> None:

@@ -1,0 +1,150 @@
+"""`posmask vision-init`: the tiny preset's stand-in for an ImageNet-initialised ViT.
+
+The thesis setting starts its ViT from supervised ImageNet-21k classification and its text encoder from
+scratch. No pretrained ViT exists at the tiny size, and one trained from scratch inside a short CPU
+pre-training learns colour but not shape. So this job classifies the *training* scenes by the kinds of
+object they contain (multi-label: one label per shape-colour pair, like ImageNet's object classes) and
+saves the encoder for `posmask pretrain --vision-weights`. It teaches what shapes look like, never a
+word: grounding "circle" in those features is still left to pre-training. Evaluation scenes are not read.
+
+Output (written last, so a folder with `vision_init.json` is complete): `vision.safetensors` (the
+timm encoder's state dict) and `vision_init.json` (config, labels, held-out accuracy). A complete output
+made with the same config is reused.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from shards.atomic import atomic_path, atomic_write_json
+from shards.errors import UserError
+from trainer.config import preset_config
+from trainer.transforms import eval_transform, train_transform
+from trainer.vision import build_vision_encoder
+
+log = logging.getLogger(__name__)
+WEIGHTS, RECORD = "vision.safetensors", "vision_init.json"
+
+
+@dataclass(frozen=True)
+class VisionInitConfig:
+    """Everything that determines the saved weights."""
+
+    scenes: str
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.02
+    held_out: int = 200  # training scenes kept aside to report accuracy
+    seed: int = 0
+
+
+def scenes_identity(scenes_root: Path) -> dict[str, object]:
+    """The generator version and config of a complete scenes folder (UserError when it is not one)."""
+    try:
+        manifest = json.loads((scenes_root / "scenes_manifest.json").read_text(encoding="utf-8"))
+        return {"version": manifest["version"], "config": manifest["config"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{scenes_root} is not a complete scenes folder; run `posmask make-scenes --out "
+                        f"{scenes_root}` first") from None
+
+
+def scene_labels(scenes_root: Path) -> tuple[list[Path], torch.Tensor, list[str]]:
+    """Training images, their multi-hot object kinds [N, K] and the kind names ("red circle", ...)."""
+    table_path = scenes_root / "train" / "scenes.json"
+    try:
+        table = json.loads(table_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{table_path}: cannot read the scenes ground truth ({err}); run `posmask make-scenes`") from None
+    ids = sorted(table, key=int)
+    kinds = sorted({(o["colour"], o["shape"]) for v in table.values() for o in v["objects"]})
+    index = {kind: k for k, kind in enumerate(kinds)}
+    labels = torch.zeros(len(ids), len(kinds))
+    for row, image_id in enumerate(ids):
+        for obj in table[image_id]["objects"]:
+            labels[row, index[(obj["colour"], obj["shape"])]] = 1
+    images = [scenes_root / "train" / "images" / f"{int(i):012d}.jpg" for i in ids]
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} training images are missing, e.g. {missing[0]}")
+    return images, labels, [f"{c} {s}" for c, s in kinds]
+
+
+def _accuracy(encoder: torch.nn.Module, head: torch.nn.Module, images: list[Path], labels: torch.Tensor,
+              image_size: int) -> dict[str, float]:
+    """Per-label accuracy and exact-match share of the multi-label predictions."""
+    from PIL import Image
+
+    transform = eval_transform(image_size)
+    encoder.eval()
+    with torch.no_grad():
+        pixels = torch.stack([transform(Image.open(p)) for p in images])
+        predicted = head(encoder(pixels)) > 0
+    encoder.train()
+    correct = predicted == (labels > 0)
+    return {"label_accuracy": correct.float().mean().item(), "exact_match": correct.all(1).float().mean().item()}
+
+
+def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
+    """Train the tiny encoder + a linear multi-label head; write the encoder and the record into `out`."""
+    from PIL import Image
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    scenes = scenes_identity(Path(config.scenes))
+    images, labels, names = scene_labels(Path(config.scenes))
+    if len(images) <= config.held_out:
+        raise UserError(f"{len(images)} training scenes: need more than the {config.held_out} held out")
+    train_images, train_labels = images[config.held_out:], labels[config.held_out:]
+    model_cfg = preset_config("tiny").model
+    torch.manual_seed(config.seed)
+    encoder = build_vision_encoder(model_cfg.vision_name, model_cfg.image_size, "random",
+                                   model_cfg.vision_overrides, model_cfg.vision_stem)
+    head = torch.nn.Linear(encoder.num_features, len(names))
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.1)
+    rng = random.Random(config.seed)
+    start = time.perf_counter()
+    with tqdm(range(config.steps), desc="vision-init", unit="step", mininterval=2.0) as bar:
+        for _ in bar:
+            rows = [rng.randrange(len(train_images)) for _ in range(config.batch_size)]
+            pixels = torch.stack([train_transform(Image.open(train_images[r]), model_cfg.image_size, rng, (0.8, 1.0))
+                                  for r in rows])
+            loss = F.binary_cross_entropy_with_logits(head(encoder(pixels)), train_labels[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    metrics = _accuracy(encoder, head, images[:config.held_out], labels[:config.held_out], model_cfg.image_size)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(tmp))
+    record = {"config": asdict(config), "scenes": scenes, "model": asdict(model_cfg), "labels": names,
+              "held_out": metrics,
+              "final_loss": loss.item(), "seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_json(out / RECORD, record)
+    return record
+
+
+def ensure_vision_init(config: VisionInitConfig, out: Path) -> dict[str, object]:
+    """Reuse a complete output made with the same config and scenes, else train (UserError if it holds
+    another's: a stale init must not be picked up by mistake)."""
+    try:
+        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if record is not None and (out / WEIGHTS).is_file():
+        if record.get("config") == asdict(config) and record.get("scenes") == scenes_identity(Path(config.scenes)):
+            log.info("vision init already complete in %s", out)
+            return record
+        raise UserError(f"{out} holds a vision init made with other settings; choose another --out or remove it")
+    return train_vision(config, out)
