@@ -38,7 +38,7 @@ class VisionInitConfig:
     """Everything that determines the saved weights."""
 
     scenes: str
-    steps: int = 600
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.02
@@ -110,7 +110,6 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
     head = torch.nn.Linear(encoder.num_features, len(names))
     params = list(encoder.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps, pct_start=0.1)
     rng = random.Random(config.seed)
     start = time.perf_counter()
     with tqdm(range(config.steps), desc="vision-init", unit="step", mininterval=2.0) as bar:
@@ -122,7 +121,6 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     metrics = _accuracy(encoder, head, images[:config.held_out], labels[:config.held_out], model_cfg.image_size)
     out.mkdir(parents=True, exist_ok=True)
