@@ -11,7 +11,7 @@ SCENES=${SCENES:-data/scenes}
 SHARDS=${SHARDS:-data/shards/scenes}
 EVAL_TAGS=${EVAL_TAGS:-data/shards/scenes-eval}
 VISION_INIT=${VISION_INIT:-runs/vision-tiny}
-STEPS=${DEMO_STEPS:-600}
+STEPS=${DEMO_STEPS:-400}
 # name:POS:RATIO for each run
 # small settings so the tiny model's evaluation fits the demo's time (see `posmask eval --help`)
 EVAL_ARGS=${DEMO_EVAL_ARGS:-"--k 16 --vqa-epochs 2 --vqa-train-limit 1500 --vqa-lr 1e-3"}
