@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `posmask vision-init`."""
     parser.add_argument("--scenes", required=True, help="a `posmask make-scenes` folder (only train/ is read)")
     parser.add_argument("--out", required=True, help="output folder for vision.safetensors (e.g. runs/vision-tiny)")
-    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000, ~3 min on 2 cores)")
+    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000, 3-5 min on 2 cores)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
