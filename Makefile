@@ -20,7 +20,8 @@ PRESET      ?= tiny
 SHARDS      ?= data/shards/scenes
 GPUS        ?= 1
 NPROC       ?=
-RUN         ?= runs/$(PRESET)-$(subst $(comma),+,$(POS))$(if $(RATIO),-$(RATIO))
+RUN         ?=# default: posmask names the run folder (runs/PRESET-POS-RATIO[-albef])
+ALBEF       ?=
 EPOCHS      ?=
 MAX_STEPS   ?=
 # the tiny preset's supervised image-encoder start (make vision-init); used by pretrain when it exists
@@ -32,7 +33,6 @@ DATA        ?=
 IMAGES      ?=
 EVAL_ARGS   ?=
 RUNS        ?= $(filter-out $(VISION_INIT),$(wildcard runs/*))
-comma       := ,
 
 .PHONY: install demo test bench tag-shards make-scenes vision-init pretrain eval report clean help
 
@@ -57,6 +57,7 @@ make-scenes: $(STAMP)
 	$(POSMASK) make-scenes --out $(SRC)
 
 tag-shards: $(STAMP)
+	$(if $(filter scenes,$(FORMAT)),$(if $(wildcard $(SRC)/scenes_manifest.json),,$(POSMASK) make-scenes --out $(SRC)))
 	$(POSMASK) tag-shards --format $(FORMAT) --src $(SRC) --out $(OUT) --workers $(WORKERS) --image-size $(IMAGE_SIZE)
 
 vision-init: $(STAMP)
@@ -64,10 +65,11 @@ vision-init: $(STAMP)
 
 pretrain: $(STAMP)
 	$(POSMASK) pretrain --pos $(POS) $(if $(RATIO),--ratio $(RATIO)) --preset $(PRESET) --shards $(SHARDS) \
-		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) --run $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION))
+		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) $(if $(RUN),--run $(RUN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION)) $(if $(ALBEF),--albef)
 
 eval: $(STAMP)
+	$(if $(RUN),,$(error make eval needs RUN=runs/NAME))
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
 
 report: $(STAMP)

@@ -10,10 +10,10 @@ import importlib
 import logging
 import sys
 
-from shards.errors import UserError
+from shards.errors import EXIT_INTERRUPTED, Interrupted, UserError
 
 COMMANDS: dict[str, str] = {
-    "make-scenes": "pipeline.scenes.cli",
+    "make-scenes": "scenes.cli",
     "tag-shards": "pipeline.cli",
     "vision-init": "trainer.cli_vision_init",
     "pretrain": "trainer.cli",
@@ -38,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn user errors into one clear line with a non-zero exit."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--"]:  # torchrun relaunches pass "--" so that it does not parse our flags itself
+    if argv[:1] == ["--"]:  # torchrun relaunches pass "--" so that torchrun does not parse our flags itself
         argv = argv[1:]
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)  # what a torchrun relaunch passes on (trainer.distributed.launch_torchrun)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"posmask {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"posmask {args.command}: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print(f"posmask {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,13 +13,13 @@ from shards.manifest import CAPTIONS_NAME
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
 DEFAULT_SCENES = "data/scenes/eval"
+VQA_RUN = "vqa_finetune"  # under the results folder: the fine-tune's checkpoint and metrics.jsonl
 PROBE_TAG_DIRS: tuple[str, ...] = ("data/shards/scenes-eval", "data/shards/eval")  # where `make demo` tags eval captions
 log = logging.getLogger("evaluation")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `posmask eval`."""
-    # dest is not `run`: posmask_cli keeps the subcommand's entry function in args.run
     parser.add_argument("--run", "--run-dir", dest="run_dir", metavar="RUN", required=True,
                         help="run directory (model.safetensors + config.json)")
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
@@ -100,118 +98,79 @@ def _is_layout(path: Path, task: str) -> bool:
     return path.is_dir() and (path / marker).exists()
 
 
-def relaunch_distributed(gpus: int) -> int:
-    """Re-run this very command in `gpus` processes with the environment torchrun would set.
-
-    (Spawned directly rather than through torchrun's own parser, which mistakes `--run` for its
-    `--run-path`. Under a user's own torchrun, pass the run as `--run-dir`.)
-    """
-    import socket
-    import subprocess
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "posmask_cli", *sys.argv[1:]]
-    log.info("launching %d processes: %s", gpus, " ".join(cmd))
-    procs = []
-    for rank in range(gpus):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(gpus),
-                   LOCAL_WORLD_SIZE=str(gpus), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        procs.append(subprocess.Popen(cmd, env=env))
-    try:
-        while True:  # a failed rank would leave the others waiting in a collective: stop them
-            codes = [p.poll() for p in procs]
-            failed = next((c for c in codes if c), None)
-            if failed is not None or all(c == 0 for c in codes):
-                break
-            time.sleep(0.5)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            p.wait()
-    if failed is not None:
-        log.error("a process failed with exit status %d; stopped the others", failed)
-    return failed or 0
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate the run on each task; results go to RUN/eval/<task>.json."""
     tasks = parse_tasks(args.tasks)
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"--run {run_dir}: no such directory")
-    if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return relaunch_distributed(args.gpus)
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
-        tasks = (["vqa"] if "vqa" in tasks else []) + ([t for t in tasks if t != "vqa"] if rank == 0 else [])
+
+    from trainer.distributed import DistInfo, launch_torchrun, setup, teardown, under_torchrun
+
+    if args.gpus > 1 and not under_torchrun():
+        return launch_torchrun(args.gpus, args.argv)
+    from evaluation.common import load_model, pick_device, write_result
+
+    info = setup(pick_device(args.device).type == "cuda")
+    if info.world_size > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
+        tasks = (["vqa"] if "vqa" in tasks else []) + ([t for t in tasks if t != "vqa"] if info.is_main else [])
+    else:
+        info = DistInfo(device=pick_device(args.device))
+    device = info.device
     several = len(tasks) > 1
     inputs = {t: task_inputs(t, args, several) for t in tasks}  # check paths before loading the model
     if "probe" in inputs:
         probe_tags(args, inputs["probe"])
-
-    from evaluation.common import load_model, pick_device
-
-    device = pick_device(args.device)
-    if world > 1 and device.type == "cuda":
-        import torch
-
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     out_dir = Path(args.out) if args.out else run_dir / "eval"
     model = load_model(run_dir, device)
     log.info("evaluating %s on %s (%s)", run_dir, device, ",".join(tasks))
     summary: dict[str, Any] = {}
-    for task in tasks:
-        start = time.time()
-        result = RUNNERS[task](model, inputs[task], args, device, out_dir, rank)
-        if result is None:
-            continue
-        result.update({"run": str(run_dir), "data": str(inputs[task]["data"]), "images": str(inputs[task]["images"]),
-                       "device": str(device), "seconds": round(time.time() - start, 1)})
-        if rank == 0:
-            from evaluation.common import write_result
-
-            write_result(out_dir / f"{task}.json", result)
-        summary[task] = result
-        if task == "vqa" and task != tasks[-1]:
-            model = load_model(run_dir, device)  # fine-tuning changed the weights: reload for zero-shot tasks
-    if rank == 0:
+    try:
+        for task in tasks:
+            start = time.time()
+            result = RUNNERS[task](model, inputs[task], args, info, out_dir)
+            if result is None:
+                continue
+            result.update({"run": str(run_dir), "data": str(inputs[task]["data"]),
+                           "images": str(inputs[task]["images"]), "device": str(device),
+                           "seconds": round(time.time() - start, 1)})
+            if info.is_main:
+                write_result(out_dir / f"{task}.json", result)
+            summary[task] = result
+            if task == "vqa" and task != tasks[-1]:
+                model = load_model(run_dir, device)  # fine-tuning changed the weights: reload for zero-shot tasks
+    finally:
+        teardown()
+    if info.is_main:
         print_summary(summary, out_dir)
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
     return 0
 
 
-def _retrieval(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+def _retrieval(model, inp, args, info, out_dir) -> dict[str, Any]:
     from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
 
     data = load_retrieval_set(inp["data"], inp["images"])
-    return evaluate_retrieval(model, data, device, k=args.k, batch_size=args.batch_size,
+    return evaluate_retrieval(model, data, info.device, k=args.k, batch_size=args.batch_size,
                               itm_batch_size=args.itm_batch_size, ties=args.ties, workers=args.workers)
 
 
-def _valse(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
     from evaluation.common import write_result
     from evaluation.valse import evaluate_valse, load_valse, parse_image_roots
 
     pieces = load_valse(inp["data"], valid_only=not args.valse_all)
     roots = parse_image_roots(inp["images"])
-    result, rows = evaluate_valse(model, pieces, roots, device, batch_size=max(1, args.batch_size // 2),
+    result, rows = evaluate_valse(model, pieces, roots, info.device, batch_size=max(1, args.batch_size // 2),
                                   workers=args.workers)
     result["valid_only"] = not args.valse_all
     write_result(out_dir / "valse_entries.json", rows)
     return result
 
 
-def _vqa(model, inp, args, device, out_dir, rank) -> dict[str, Any] | None:
+def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
     from evaluation.common import write_result
     from evaluation.vqa import VQASettings, run_vqa
+    from shards.atomic import sha256_file
     from evaluation.vqa_data import answer_vocab, find_vqa_files, load_split, subsample
 
     files = find_vqa_files(inp["data"], args.vqa_eval_split)
@@ -224,8 +183,9 @@ def _vqa(model, inp, args, device, out_dir, rank) -> dict[str, Any] | None:
                            batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
                            eval_batch_size=args.batch_size)
-    result, predictions = run_vqa(model, train, evals, vocab, settings, device)
-    if rank != 0:
+    backbone = f"{args.run_dir}/model.safetensors sha256 {sha256_file(Path(args.run_dir) / 'model.safetensors')}"
+    result, predictions = run_vqa(model, train, evals, vocab, settings, info, out_dir / VQA_RUN, backbone)
+    if not info.is_main:
         return None
     name = f"vqa_predictions_{args.vqa_eval_split}.json"
     write_result(out_dir / name, predictions)
@@ -248,12 +208,12 @@ def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
     return tags
 
 
-def _probe(model, inp, args, device, out_dir, rank) -> dict[str, Any]:
+def _probe(model, inp, args, info, out_dir) -> dict[str, Any]:
     from evaluation.probe import load_probe_items, run_probe
 
     tags = probe_tags(args, inp)
     items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)
-    result = run_probe(model, items, device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
+    result = run_probe(model, items, info.device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
                        workers=args.workers)
     result["tags"] = str(tags)
     return result

@@ -1,4 +1,4 @@
-"""Shared plumbing for the evaluation tasks: device, model loading, image loading, tokenising, scoring.
+"""Shared plumbing for the evaluation tasks: device, model loading, results, image loading, tokenising.
 
 Heavy libraries (torch, PIL, transformers, the trainer) are imported here, so import this module
 only inside a command's `run`.
@@ -9,7 +9,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from shards.atomic import atomic_write_json
 from shards.errors import UserError
+from trainer.model import load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,6 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device) -> AbstractContextManager[Any]:
-    """bf16 autocast on GPU, nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def default_workers() -> int:
     """DataLoader workers for image decoding: a few on a big machine, none on a small CPU box."""
     cpus = os.cpu_count() or 1
@@ -44,10 +37,6 @@ def default_workers() -> int:
 
 def load_model(run_dir: str | os.PathLike[str], device: torch.device):
     """The pre-trained model of a run (or model dir) in eval mode, via the trainer's `load_pretrained`."""
-    try:
-        from trainer.model import load_pretrained
-    except ImportError as err:  # pragma: no cover - only while the trainer is incomplete
-        raise UserError(f"the trainer's model code is not importable ({err})") from None
     path = Path(run_dir)
     if not path.exists():
         raise UserError(f"{run_dir}: no such run directory")
@@ -139,12 +128,4 @@ def tokenize(texts: Sequence[str], max_len: int, device: torch.device) -> tuple[
     tokenizer, _ = load_tokenizer()
     enc = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_len, return_tensors="pt")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
-
-
-@torch.no_grad()
-def itm_match_logit(model, img_tokens: torch.Tensor, txt_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Log-odds of 'match' (logit 1 - logit 0) for aligned rows of image tokens and text tokens, [B]."""
-    fused = model.fuse(txt_tokens, mask, img_tokens)
-    logits = model.itm_logits(fused, mask).float()
-    return logits[:, 1] - logits[:, 0]
 

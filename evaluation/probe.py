@@ -123,30 +123,14 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
 def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0, batch_size: int = 32,
               workers: int | None = None, n_examples: int = 5) -> dict[str, Any]:
     """Score originals and perturbations; per-variant mean probability and original-wins share."""
-    import torch
-    from tqdm import tqdm
-
-    from evaluation.common import autocast, image_loader, itm_match_logit, tokenize
+    from evaluation.scoring import score_images_with_texts
 
     vocab = Vocabulary.build([(it.words, it.upos) for it in items])
     texts = [perturb(it.words, it.upos, vocab, seed * 1_000_003 + i) for i, it in enumerate(items)]
     names = ("original",) + VARIANTS
-    probs = np.full((len(items), len(names)), np.nan)
-    max_len = int(model.config.max_text_len)
-    with torch.no_grad():
-        for idx, pixels, ok in tqdm(image_loader([it.image for it in items], model, batch_size, workers),
-                                    desc="probe", unit="batch"):
-            idx, pixels = idx[ok], pixels[ok]
-            if len(idx) == 0:
-                continue
-            batch = [texts[int(i)][name] for name in names for i in idx]
-            ids, mask = tokenize(batch, max_len, device)
-            with autocast(device):
-                img_tokens, _ = model.encode_image(pixels.to(device, non_blocking=True))
-                txt_tokens, _ = model.encode_text(ids, mask)
-                rep = img_tokens.repeat(len(names), 1, 1)
-                p = torch.sigmoid(itm_match_logit(model, rep, txt_tokens, mask)).float().cpu().numpy()
-            probs[idx.numpy()] = p.reshape(len(names), len(idx)).T
+    log_odds, _ = score_images_with_texts(model, [it.image for it in items], [[t[n] for n in names] for t in texts],
+                                          device, batch_size, workers, desc="probe")
+    probs = log_odds.sigmoid().double().numpy()
     good = ~np.isnan(probs).any(axis=1)
     probs = probs[good]
     orig = probs[:, 0]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation import plots
 from evaluation.probe_perturb import VARIANTS
 from evaluation.runs import GROUPS, TASKS, RunInfo
 from evaluation.valse import PIECE_ORDER
@@ -168,7 +169,7 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
     lines = ["| Run | Masking | Ratio | Preset | Evaluated | Data |", "|---|---|---:|---|---|---|"]
     for r in runs:
         data = sorted({Path(str(v.get("data", ""))).name for v in r.results.values() if v.get("data")})
-        lines.append(f"| `{r.path}` | {r.method} | {fmt(r.ratio, 2)} | {r.config.get('preset', DASH)} | "
+        lines.append(f"| `{r.path}` | {r.method}{' (ALBEF)' if r.albef else ''} | {fmt(r.ratio, 2)} | {r.config.get('preset', DASH)} | "
                      f"{', '.join(t for t in TASKS if t in r.results) or DASH} | "
                      f"{', '.join(data) or DASH} |")
     return "\n".join(lines)
@@ -176,8 +177,6 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
 
 def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask report") -> Path:
     """Write tables, figures and `index.md` into `out`; returns the index path."""
-    from evaluation import plots
-
     out.mkdir(parents=True, exist_ok=True)
     runs = sorted(runs, key=RunInfo.sort_key)
     sections: list[str] = [f"# {title}", "", f"{len(runs)} run(s). Numbers in percent unless noted; "
@@ -199,10 +198,10 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
         atomic_write_text(out / f"{key}.md", f"## {heading}\n\n{body}\n")
         sections += ["", f"## {heading}", "", body]
     figures = []
-    loss = plots.plot_losses(runs, out / "losses.png")
+    loss = plots.plot_run_losses(runs, out / "losses.png")
     if loss:
         figures.append(("Training losses (log scale)", loss.name))
-    summary = plots.plot_summary(runs, out / "summary.png")
+    summary = plots.plot_summary([r.label for r in runs], [headline(r) for r in runs], out / "summary.png")
     if summary:
         figures.append(("Summary", summary.name))
     shard_dirs = list(dict.fromkeys(r.shards for r in runs if r.shards))

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from evaluation.common import autocast, image_loader, itm_match_logit, load_json, tokenize
+from evaluation.common import load_json
 from evaluation.retrieval_metric import retrieval_metrics
+from evaluation.scoring import encode_images, encode_texts, itc_similarity, itm_log_odds
 from shards.errors import UserError
+from shards.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -65,39 +66,8 @@ def load_retrieval_set(annotation: str | os.PathLike[str], image_root: str | os.
 
 
 @torch.no_grad()
-def encode_images(model, paths: list[Path], device: torch.device, batch_size: int,
-                  workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image tokens [N,Ni,D] and normalised features [N,E] of all images, kept on `device`."""
-    tokens, feats = [], []
-    for idx, pixels, ok in tqdm(image_loader(paths, model, batch_size, workers), desc="images", unit="batch"):
-        if not bool(ok.all()):
-            bad = [str(paths[int(i)]) for i in idx[~ok]]
-            raise UserError(f"unreadable image(s): {', '.join(bad[:3])}")
-        with autocast(device):
-            tok, feat = model.encode_image(pixels.to(device, non_blocking=True))
-        tokens.append(tok)
-        feats.append(feat.float())
-    return torch.cat(tokens), torch.cat(feats)
-
-
-@torch.no_grad()
-def encode_texts(model, texts: list[str], device: torch.device,
-                 batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Text tokens [N,L,D], attention masks [N,L] and normalised features [N,E], on `device`."""
-    ids, mask = tokenize(texts, int(model.config.max_text_len), device)
-    tokens, feats = [], []
-    for start in tqdm(range(0, len(texts), batch_size), desc="texts", unit="batch"):
-        sl = slice(start, start + batch_size)
-        with autocast(device):
-            tok, feat = model.encode_text(ids[sl], mask[sl])
-        tokens.append(tok)
-        feats.append(feat.float())
-    return torch.cat(tokens), mask, torch.cat(feats)
-
-
-@torch.no_grad()
 def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: torch.Tensor,
-           txt_tokens: torch.Tensor, txt_mask: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+           txt_tokens: torch.Tensor, txt_mask: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Scores [queries, candidates]: ITM log-odds on each query's top k by ITC; elsewhere the ITC
     similarity shifted below the lowest ITM score (so R@n beyond k still follows ITC)."""
     k = min(k, sims.shape[1])
@@ -109,13 +79,11 @@ def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: 
     lengths = txt_mask.sum(dim=1)
     order = torch.argsort(lengths[txt_all], stable=True)  # similar lengths together: little padding
     desc = "ITM i2t" if query_is_image else "ITM t2i"
-    for start in tqdm(range(0, order.shape[0], batch_size), desc=desc, unit="batch"):
+    for start in progress(range(0, order.shape[0], batch_size), desc=desc, unit="batch"):
         sel = order[start:start + batch_size]
         img_idx, txt_idx = img_all[sel], txt_all[sel]
         length = int(lengths[txt_idx].max())  # trim the padding this batch does not need
-        with autocast(device):
-            itm[sel] = itm_match_logit(model, img_tokens[img_idx], txt_tokens[txt_idx, :length],
-                                       txt_mask[txt_idx, :length]).to(itm.dtype)
+        itm[sel] = itm_log_odds(model, img_tokens[img_idx], txt_tokens[txt_idx, :length], txt_mask[txt_idx, :length])
     # below the top k keep the ITC order, shifted under every ITM score (by no more than needed, to keep precision)
     scores = sims.float() + (float(itm.min()) - 2.0 - float(sims.max()) + 1.0 if itm.numel() else 0.0)
     scores[queries, cands] = itm
@@ -129,10 +97,10 @@ def evaluate_retrieval(model, data: RetrievalSet, device: torch.device, k: int =
     log.info("retrieval: %d images, %d captions, re-rank top %d", len(data.images), len(data.texts), k)
     img_tokens, img_feat = encode_images(model, data.images, device, batch_size, workers)
     txt_tokens, txt_mask, txt_feat = encode_texts(model, data.texts, device, batch_size)
-    sims = img_feat @ txt_feat.T  # [Ni, Nt]
+    sims = itc_similarity(img_feat, txt_feat)  # [Ni, Nt]
     itc = retrieval_metrics(sims.cpu().numpy(), sims.T.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
-    i2t = rerank(model, sims, k, True, img_tokens, txt_tokens, txt_mask, device, itm_batch_size)
-    t2i = rerank(model, sims.T.contiguous(), k, False, img_tokens, txt_tokens, txt_mask, device, itm_batch_size)
+    i2t = rerank(model, sims, k, True, img_tokens, txt_tokens, txt_mask, itm_batch_size)
+    t2i = rerank(model, sims.T.contiguous(), k, False, img_tokens, txt_tokens, txt_mask, itm_batch_size)
     itm = retrieval_metrics(i2t.cpu().numpy(), t2i.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
     log.info("retrieval ITM: TR@1 %.2f IR@1 %.2f mean %.2f (ITC mean %.2f)",
              itm["tr_r1"], itm["ir_r1"], itm["r_mean"], itc["r_mean"])

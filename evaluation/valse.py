@@ -196,33 +196,14 @@ def resolve_images(piece: ValsePiece, finder: ImageFinder) -> tuple[list[ValseEn
 
 def score_entries(model, entries: list[ValseEntry], paths: list[Path], device: torch.device, batch_size: int = 32,
                   workers: int | None = None, desc: str = "valse") -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """ITM match probabilities of captions and foils; also the indices of unreadable images."""
-    import torch
-    from tqdm import tqdm
+    """ITM match probabilities of captions and foils (NaN where the image is unreadable); also the
+    indices of the unreadable images."""
+    from evaluation.scoring import score_images_with_texts
 
-    from evaluation.common import autocast, image_loader, itm_match_logit, tokenize
-
-    cap = np.full(len(entries), np.nan)
-    foil = np.full(len(entries), np.nan)
-    bad: list[int] = []
-    max_len = int(model.config.max_text_len)
-    with torch.no_grad():
-        for idx, pixels, ok in tqdm(image_loader(paths, model, batch_size, workers), desc=desc, unit="batch"):
-            bad.extend(int(i) for i in idx[~ok])
-            idx, pixels = idx[ok], pixels[ok]
-            if len(idx) == 0:
-                continue
-            n = len(idx)
-            texts = [entries[int(i)].caption for i in idx] + [entries[int(i)].foil for i in idx]
-            ids, mask = tokenize(texts, max_len, device)
-            with autocast(device):
-                img_tokens, _ = model.encode_image(pixels.to(device, non_blocking=True))
-                txt_tokens, _ = model.encode_text(ids, mask)
-                prob = torch.sigmoid(itm_match_logit(model, torch.cat([img_tokens, img_tokens]), txt_tokens, mask))
-            prob = prob.float().cpu().numpy()
-            cap[idx.numpy()] = prob[:n]
-            foil[idx.numpy()] = prob[n:]
-    return cap, foil, bad
+    log_odds, bad = score_images_with_texts(model, paths, [(e.caption, e.foil) for e in entries], device,
+                                            batch_size, workers, desc)
+    prob = log_odds.sigmoid().double().numpy()
+    return prob[:, 0], prob[:, 1], bad
 
 
 def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], device: torch.device,

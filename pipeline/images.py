@@ -1,4 +1,4 @@
-"""Image checking and re-encoding: decodable, bounded in size, RGB when re-encoded, never upscaled."""
+"""Image checking and re-encoding: decodable, bounded in size, upright, RGB when re-encoded, never upscaled."""
 from __future__ import annotations
 
 import io
@@ -11,6 +11,9 @@ PASS_THROUGH_FORMATS: dict[str, str] = {"JPEG": "jpg", "PNG": "png", "WEBP": "we
 DEFAULT_MAX_PIXELS = 50_000_000  # decompression-bomb guard, checked before decoding
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 JPEG_QUALITY = 90
+EXIF_ORIENTATION = 0x0112
+TURNS: frozenset[int] = frozenset(range(2, 9))  # EXIF orientations that need a flip or rotation
+SWAPS_SIDES: frozenset[int] = frozenset(range(5, 9))  # those among them that exchange width and height
 
 
 class ImageRejected(R.Rejected):
@@ -50,8 +53,11 @@ def prepare_image(data: bytes, policy: ImagePolicy) -> tuple[bytes, str]:
     original bytes are kept when the format is JPEG/PNG/WebP (other formats are re-encoded as JPEG).
     Otherwise a JPEG already in RGB with a shorter side <= image_size is kept as is; anything else is
     converted to RGB, downscaled (never upscaled) to that shorter side and re-encoded as JPEG.
+    One rule for EXIF orientation in both modes: an image whose orientation tag asks for a flip or
+    rotation is never kept as is; it is turned upright and re-encoded (without the tag), so every
+    stored image shows the same way to every reader.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
         raise ImageRejected(R.EMPTY_IMAGE)
@@ -67,10 +73,15 @@ def prepare_image(data: bytes, policy: ImagePolicy) -> tuple[bytes, str]:
             if width == 0 or height == 0:
                 raise ImageRejected(R.CORRUPT_IMAGE, f"{width}x{height}")
             fmt = image.format or "?"
-            target = _target_size(width, height, policy.image_size)
+            orientation = _orientation(image)
+            turned = orientation in SWAPS_SIDES
+            target = _target_size(*((height, width) if turned else (width, height)), policy.image_size)
             if fmt == "JPEG" and target is not None and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
-                image.draft(image.mode, target)  # decode at reduced scale (still reads the whole stream)
+                # decode at reduced scale (still reads the whole stream); draft sizes are as stored
+                image.draft(image.mode, target[::-1] if turned else target)
             image.load()
+            if orientation in TURNS:
+                image = ImageOps.exif_transpose(image)
     except ImageRejected:
         raise
     except (UnidentifiedImageError, SyntaxError) as err:
@@ -80,10 +91,11 @@ def prepare_image(data: bytes, policy: ImagePolicy) -> tuple[bytes, str]:
     except (OSError, ValueError, EOFError, MemoryError) as err:
         raise ImageRejected(R.CORRUPT_IMAGE, _short(err)) from None
 
-    if policy.image_size == 0 and fmt in PASS_THROUGH_FORMATS:
-        return data, PASS_THROUGH_FORMATS[fmt]
-    if policy.image_size > 0 and target is None and fmt == "JPEG" and image.mode == "RGB":
-        return data, "jpg"
+    if orientation not in TURNS:
+        if policy.image_size == 0 and fmt in PASS_THROUGH_FORMATS:
+            return data, PASS_THROUGH_FORMATS[fmt]
+        if policy.image_size > 0 and target is None and fmt == "JPEG" and image.mode == "RGB":
+            return data, "jpg"
     try:
         rgb = _to_rgb(image)
         if target is not None and rgb.size != target:
@@ -93,6 +105,14 @@ def prepare_image(data: bytes, policy: ImagePolicy) -> tuple[bytes, str]:
     except (OSError, ValueError) as err:
         raise ImageRejected(R.CORRUPT_IMAGE, _short(err)) from None
     return out.getvalue(), "jpg"
+
+
+def _orientation(image) -> int:  # PIL.Image -> EXIF orientation 1..8
+    """The image's EXIF orientation; 1 (as stored) when absent, invalid or unreadable (readers ignore it too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pillow warns "Corrupt EXIF data" and reads none
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    return value if value in TURNS else 1
 
 
 def _target_size(width: int, height: int, image_size: int) -> tuple[int, int] | None:

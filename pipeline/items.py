@@ -60,6 +60,7 @@ class ChunkSpec:
     items: list[InputItem] | None = None
     path: str | None = None
     n_items: int | None = None  # known size, for the progress bar
+    taken: dict[str, str] = field(default_factory=dict)  # keys an earlier input tar holds -> that tar's name
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ class PipelineConfig:
     image_size: int = 256
     max_len: int = 64
     shard_size: int = 10_000
-    seed: int = 0
     images: Path | None = None
     text_only: bool = False
     limit: int | None = None
@@ -49,7 +47,7 @@ class PipelineConfig:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     ray_address: str | None = None
     overwrite: bool = False
-    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    progress: bool | None = None  # None: a bar on a terminal, periodic log lines otherwise; False: log lines
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,18 +78,17 @@ def validate(cfg: PipelineConfig) -> None:
         raise UserError("--limit is not supported for --format img2dataset (pass fewer tars instead)")
 
 
-def resolve_source(cfg: PipelineConfig) -> tuple[Path, Path | None]:
-    """(input file or folder, image folder) — for `scenes`, the generated COCO-format sample."""
-    if cfg.format != "scenes":
-        if not cfg.src.exists():
-            raise UserError(f"--src {cfg.src}: no such file or folder")
-        return cfg.src.resolve(), cfg.images.resolve() if cfg.images else None
-    try:
-        from pipeline.scenes import ensure_scenes
-    except ImportError as err:
-        raise UserError(f"the built-in scenes sample is not available ({err})") from None
-    captions, images = ensure_scenes(cfg.src, seed=cfg.seed)
-    return Path(captions).resolve(), Path(images).resolve()
+def resolve_source(cfg: PipelineConfig) -> tuple[Path, Path | None, int]:
+    """(input file or folder, image folder, seed): for `scenes`, the COCO training split of the sample and
+    its generator seed; 0 for the other formats."""
+    if cfg.format == "scenes":
+        from pipeline.sources import scenes
+
+        captions, images, seed = scenes.locate(cfg.src)
+        return captions.resolve(), images.resolve(), seed
+    if not cfg.src.exists():
+        raise UserError(f"--src {cfg.src}: no such file or folder")
+    return cfg.src.resolve(), cfg.images.resolve() if cfg.images else None, 0
 
 
 def build_chunks(cfg: PipelineConfig, src: Path, images: Path | None) -> list[ChunkSpec]:
@@ -130,7 +127,7 @@ def input_fingerprint(src: Path) -> dict[str, Any]:
     return {}
 
 
-def output_config(cfg: PipelineConfig, src: Path, images: Path | None) -> dict[str, Any]:
+def output_config(cfg: PipelineConfig, src: Path, images: Path | None, seed: int) -> dict[str, Any]:
     """The settings the output depends on (recorded in the manifest; a resume must match them)."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -144,7 +141,7 @@ def output_config(cfg: PipelineConfig, src: Path, images: Path | None) -> dict[s
         "text_only": cfg.text_only,
         "max_len": cfg.max_len,
         "shard_size": cfg.shard_size,
-        "seed": cfg.seed,
+        "seed": seed,
         "limit": cfg.limit,
         "columns": {"image": cfg.image_column, "caption": cfg.caption_column, "key": cfg.key_column},
         "input": input_fingerprint(src),
@@ -167,9 +164,30 @@ def init_ray(workers: int, address: str | None) -> bool:
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=workers, object_store_memory=256 * 2**20, **options)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise UserError(f"cannot start or reach Ray{' at ' + address if address else ''}: {err}") from None
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
+        where = f" at {address}" if address else ""
+        if is_auth_failure(err):
+            raise UserError(f"cannot connect to Ray{where}: the cluster uses token authentication; set "
+                            "RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) "
+                            "on every node and on this machine") from None
+        raise UserError(f"cannot start or reach Ray{where}: {err}") from None
     return True
+
+
+def is_auth_failure(err: BaseException | None) -> bool:
+    """True when Ray refused the connection for a missing or wrong token (the error or one of its causes).
+
+    Ray raises `AuthenticationError` when token mode is on but no token is found; a missing or wrong
+    token on the wire surfaces as a ConnectionError caused by a RuntimeError quoting the GCS's refusal.
+    """
+    from ray.exceptions import AuthenticationError
+
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    marks = ("AuthenticationError", "InvalidAuthToken", "Unauthenticated")
+    return any(isinstance(e, AuthenticationError) or any(m in str(e) for m in marks) for e in chain)
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
@@ -179,9 +197,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     validate(cfg)
-    src, images = resolve_source(cfg)
+    src, images, seed = resolve_source(cfg)
     out = cfg.out.resolve()
-    config = output_config(cfg, src, images)
+    config = output_config(cfg, src, images, seed)
     state = check_out(out, config, cfg.overwrite)
     chunks = [] if state == "done" else build_chunks(cfg, src, images)
     prepare_out(out, config, state)
@@ -248,47 +266,64 @@ def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfi
               results: dict[int, ShardResult], total_chunks: list[ChunkSpec]) -> None:
     """One Ray task per pending shard (a bounded number in flight), retried on worker failure."""
     import ray
-    from tqdm import tqdm
+
+    from shards.progress import Progress
 
     address = cfg.ray_address if cfg.ray_address is not None else os.environ.get("RAY_ADDRESS") or None
     started_ray = init_ray(cfg.workers, address)
     try:
+        if total_chunks[0].path is not None:  # img2dataset: a header pre-pass makes keys unique across tars
+            plan_tars(total_chunks)
         remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(process_shard)
         cfg_ref = ray.put(task_cfg)
         known = all(spec.n_items is not None for spec in total_chunks)
         total = sum(spec.n_items or 0 for spec in total_chunks) if known else None
-        done_items = sum(r.read for r in results.values())
-        show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-        bar = tqdm(total=total, initial=done_items, unit="cap", unit_scale=True, dynamic_ncols=True,
-                   desc="tag-shards", disable=not show_bar, smoothing=0.3)
         in_flight: dict[Any, ChunkSpec] = {}
         queue = list(pending)
         window = max(2, 2 * int(ray.cluster_resources().get("CPU", cfg.workers)))
-        t0 = time.perf_counter()
-        fresh = 0
-        while queue or in_flight:
-            while queue and len(in_flight) < window:
-                spec = queue.pop(0)
-                in_flight[remote.remote(spec, cfg_ref)] = spec
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                spec = in_flight.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as err:
-                    raise shard_failure(spec.name, err) from None
-                results[spec.index] = result
-                fresh += result.read
-                bar.update(result.read)
-                if not show_bar:
-                    rate = fresh / max(time.perf_counter() - t0, 1e-9)
-                    left = (total - done_items - fresh) / rate if total and rate else float("nan")
-                    log.info("%s done (%d/%d): %d written, %d rejected; %.0f captions/s, ETA %.0fs", spec.name,
-                             len(results), len(total_chunks), result.samples, len(result.rejects), rate, left)
-        bar.close()
+        with Progress(total, desc="tag-shards", unit="cap", initial=sum(r.read for r in results.values()),
+                      terminal=cfg.progress) as bar:
+            while queue or in_flight:
+                while queue and len(in_flight) < window:
+                    spec = queue.pop(0)
+                    in_flight[remote.remote(spec, cfg_ref)] = spec
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    spec = in_flight.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as err:
+                        raise shard_failure(spec.name, err) from None
+                    results[spec.index] = result
+                    log.debug("%s: %d written, %d rejected in %.1fs", spec.name, result.samples,
+                              len(result.rejects), result.seconds)
+                    bar.set_postfix(shards=f"{len(results)}/{len(total_chunks)}")
+                    bar.update(result.read)
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def plan_tars(chunks: list[ChunkSpec]) -> None:
+    """Read every input tar's headers, one Ray task per tar, then `img2dataset.plan` all chunks (finished
+    ones too: a pending tar must know the keys of every earlier tar)."""
+    import ray
+
+    from pipeline.sources import img2dataset
+
+    started = time.perf_counter()
+    remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(img2dataset.tar_keys)
+    refs = [remote.remote(spec.path, spec.source) for spec in chunks]
+    scans = []
+    for spec, ref in zip(chunks, refs):
+        try:
+            scans.append(ray.get(ref))
+        except ray.exceptions.RayError as err:
+            raise shard_failure(spec.name, err) from None
+    img2dataset.plan(chunks, scans)
+    log.info("read the headers of %d input tars in %.1fs: %d inputs, %d keys also in an earlier tar",
+             len(chunks), time.perf_counter() - started, sum(s.inputs for s in scans),
+             sum(len(spec.taken) for spec in chunks))
 
 
 def config_from_args(args: Any) -> PipelineConfig:

@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.items import ShardResult
 from pipeline.writer import caption_schema, part_paths
 from shards.atomic import atomic_path, atomic_write_text
+from shards.histogram import plot_histogram
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
@@ -64,27 +65,10 @@ def histogram(results: list[ShardResult]) -> dict[str, Any]:
 
 
 def write_histogram(out: Path, hist: dict[str, Any]) -> None:
-    """pos_histogram.json and a bar chart pos_histogram.png (matplotlib Agg)."""
+    """pos_histogram.json and its bar chart pos_histogram.png."""
     # not atomic_write_json: it sorts keys, and the counts are stored sorted by frequency
     atomic_write_text(out / f"{HISTOGRAM_NAME}.json", json.dumps(hist, indent=2, ensure_ascii=False) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(hist["word"].keys())
-    x = range(len(names))
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    ax.bar([i - 0.2 for i in x], [hist["word"][n] for n in names], width=0.4, label="words")
-    ax.bar([i + 0.2 for i in x], [hist["wordpiece"][n] for n in names], width=0.4, label="wordpieces")
-    ax.set_xticks(list(x), names, rotation=45, ha="right")
-    ax.set_ylabel("count")
-    ax.set_title("UPOS counts (spaCy tagger)")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(out / f"{HISTOGRAM_NAME}.png") as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    plot_histogram(hist, out / f"{HISTOGRAM_NAME}.png")
 
 
 def finish(out: Path, results: list[ShardResult], config: dict[str, Any], tokenizer: dict[str, Any],

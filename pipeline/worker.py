@@ -1,7 +1,6 @@
 """One output shard: read chunk i, check images, tag captions, write shard i (runs in a Ray worker)."""
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from shards.atomic import sha256_file
 from shards.manifest import SHARDS_DIR
 from shards.schema import encode_sample
 from shards.upos import UPOS_NAMES
-
-log = logging.getLogger(__name__)
 
 IMAGE_CACHE = 32
 _TAGGERS: dict[tuple[str | None, int, int], Tagger] = {}
@@ -154,6 +151,5 @@ def process_shard(spec: ChunkSpec, cfg: TaskConfig) -> ShardResult:
         finished=time.time(),
     )
     write_part(out, result)
-    log.debug("%s: %d written, %d rejected in %.1fs", spec.name, result.samples, len(result.rejects), result.seconds)
     return result
 

@@ -7,3 +7,10 @@ class UserError(Exception):
 
 class SchemaVersionError(UserError):
     """A shard directory written with a schema version this reader does not know."""
+
+
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as for a process killed by it
+
+
+class Interrupted(Exception):
+    """A job stopped on request (SIGTERM) after saving its state; the same command resumes it (exit 143)."""

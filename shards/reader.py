@@ -32,13 +32,6 @@ def iter_samples(
             log.warning("skipping corrupt sample %s: %s", raw.get("__key__"), err)
 
 
-def count_samples(out_dir: str | os.PathLike[str]) -> int:
-    """Samples in an output directory according to its manifest."""
-    from shards.manifest import read_manifest
-
-    return sum(int(e["samples"]) for e in read_manifest(out_dir)["shards"])
-
-
 def decode_image(sample: Sample):  # -> PIL.Image.Image
     """The sample's image as an RGB PIL image (decoded lazily: the trainer decodes last)."""
     import io
@@ -51,4 +44,4 @@ def decode_image(sample: Sample):  # -> PIL.Image.Image
         return image.convert("RGB")
 
 
-__all__ = ["count_samples", "decode_image", "iter_samples"]
+__all__ = ["decode_image", "iter_samples"]

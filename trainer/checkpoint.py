@@ -1,5 +1,5 @@
-"""Checkpoints: model, optimiser, scheduler, step, data position and every rank's RNG states, written
-to a temporary file and renamed (a kill mid-write never leaves a broken `checkpoint.pt`)."""
+"""Checkpoint files: written to a temporary name and renamed (a kill mid-write never leaves a broken
+`checkpoint.pt`), with every rank's RNG states so that a resume continues the same random streams."""
 from __future__ import annotations
 
 import logging
@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from shards.atomic import atomic_path
-from trainer.distributed import is_dist
+from trainer.distributed import gather_objects
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -33,19 +32,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def all_rng_states() -> list[dict[str, Any]]:
-    """The RNG states of every rank (gathered to all; rank order)."""
-    mine = rng_state()
-    if not is_dist():
-        return [mine]
-    states: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(states, mine)
-    return states
-
-
 def save_checkpoint(run_dir: Path, state: dict[str, Any], is_main: bool) -> None:
-    """Gather RNG states (collective: call on every rank), then write on the main rank."""
-    state = {**state, "rng": all_rng_states()}
+    """Gather every rank's RNG states (a collective: call on every rank), then write on the main rank."""
+    state = {**state, "rng": gather_objects(rng_state())}
     if is_main:
         with atomic_path(run_dir / CHECKPOINT) as tmp:
             torch.save(state, tmp)

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     "0.7 for POS classes; not allowed with none")
     add("--preset", choices=("thesis", "tiny"), default="thesis", help="model and training defaults")
     add("--shards", required=True, help="a finished `posmask tag-shards` output directory")
-    add("--run", help="run directory (default runs/PRESET-POS-RATIO); resumes when it holds a checkpoint")
+    add("--run", help="run directory (default runs/PRESET-POS-RATIO[-albef]); resumes when it holds a checkpoint")
     add("--gpus", type=int, default=1, help="GPUs on this node; >1 launches torchrun (NCCL)")
     add("--nproc", type=int, help="CPU processes; >1 launches torchrun with Gloo (tests, laptops)")
     add("--epochs", type=int)
@@ -39,25 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--log-every", type=int)
     add("--ckpt-every", type=int)
     add("--compile", action="store_true", help="torch.compile the model (GPU)")
+    add("--peak-tflops", type=float, help="the accelerator's dense bf16 peak, for MFU in metrics.jsonl "
+                                          "(default: guessed from the GPU name)")
     add("--fp32", action="store_true", help="no bf16 autocast on GPU (reference timings)")
     add("--cpu", action="store_true", help="train on CPU even if a GPU is present")
-
-
-FORWARDED = ("pos", "ratio", "preset", "shards", "run", "epochs", "max_steps", "batch_size", "lr", "warmup_steps",
-             "hard_negative_warmup", "vision_weights", "queue_size", "seed", "workers", "shuffle_buffer",
-             "log_every", "ckpt_every")
-FLAGS = ("albef", "compile", "fp32", "cpu")
-
-
-def to_argv(args: argparse.Namespace) -> list[str]:
-    """The `posmask pretrain ...` argument list that reproduces `args` (for the torchrun relaunch)."""
-    argv = ["-v"] if getattr(args, "verbose", False) else []
-    for name in FORWARDED:
-        value = getattr(args, name, None)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    argv += [f"--{name}" for name in FLAGS if getattr(args, name, False)]
-    return argv
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,17 +64,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--gpus {args.gpus} but only {torch.cuda.device_count()} GPUs are visible")
     nproc = args.gpus if cuda else (args.nproc or 1)
     if nproc > 1 and not under_torchrun():
-        return launch_torchrun(nproc, to_argv(args))
+        return launch_torchrun(nproc, args.argv)
     if not os.path.isdir(args.shards):
         raise UserError(f"--shards {args.shards}: no such directory (run `make tag-shards` first)")
-    run_dir = args.run or f"runs/{args.preset}-{spec.name}" + (f"-{spec.ratio:g}" if spec.mlm else "")
     cfg = preset_config(
-        args.preset, pos=args.pos, ratio=spec.ratio, shards=args.shards, run=run_dir, epochs=args.epochs,
+        args.preset, mask=spec, shards=args.shards, run=args.run, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         hard_negative_warmup=args.hard_negative_warmup,
         vision_weights=args.vision_weights, albef=args.albef or None, queue_size=args.queue_size, seed=args.seed,
         workers=args.workers, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
-        ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None)
+        ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None,
+        peak_tflops=args.peak_tflops)
     for name in ("epochs", "max_steps", "batch_size", "log_every", "ckpt_every", "queue_size"):
         value = getattr(cfg, name)
         if value is not None and value < 1:

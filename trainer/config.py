@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from shards.errors import UserError
+from trainer.masking import MaskSpec, parse_mask_spec
 
 THESIS_VISION = "vit_base_patch32_224.augreg_in21k"
+RUN_CONFIG = "run_config.json"
 
 
 @dataclass
@@ -52,17 +54,21 @@ class ModelConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def _default_mask() -> MaskSpec:
+    return parse_mask_spec("DET", 0.7)
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the resolved copy is written to `runs/NAME/run_config.json`."""
+    """Everything a run needs; the resolved copy is written to `runs/NAME/run_config.json` (the run record
+    that resumption and reports read: the mask is stored parsed, never as the text the user typed)."""
 
     model: ModelConfig
     preset: str = "thesis"
-    pos: str = "DET"
-    ratio: float = 0.7
+    mask: MaskSpec = field(default_factory=_default_mask)
     mask_probs: tuple[float, float] = (0.8, 0.1)  # [MASK], random token; the rest unchanged
     shards: str = "data/shards/scenes"
-    run: str = "runs/thesis-DET-0.7"
+    run: str = ""  # "" = default_run()
     vision_weights: str = THESIS_VISION  # local file | hub name in the local HF cache | "random"
     epochs: int = 10
     max_steps: int | None = None
@@ -88,21 +94,48 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     peak_tflops: float | None = None  # for MFU; guessed from the GPU name when None
 
+    def __post_init__(self) -> None:
+        self.run = self.run or self.default_run()
+
+    def default_run(self) -> str:
+        """`runs/PRESET-MASK[-albef]`, e.g. runs/thesis-DET-0.7, runs/tiny-none, runs/thesis-random-0.15-albef."""
+        return f"runs/{self.preset}-{self.mask.label}" + ("-albef" if self.albef else "")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues."""
+        return {"mask": self.mask.to_dict(), "preset": self.preset, "batch_size": self.batch_size,
+                "albef": self.albef, "mask_probs": list(self.mask_probs), "seed": self.seed,
+                "model": asdict(self.model)}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Inverse of to_dict."""
+        """Inverse of to_dict; also reads records written before the mask was stored parsed (`pos`, `ratio`)."""
         data = dict(data)
         model = ModelConfig.from_dict(data.pop("model"))
+        if "mask" in data:
+            data["mask"] = MaskSpec.from_dict(data["mask"])
+        elif "pos" in data:
+            pos = str(data["pos"])
+            data["mask"] = parse_mask_spec(pos, None if pos.lower() == "none" else data.get("ratio"))
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         for key in ("mask_probs", "crop_scale"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         return cls(model=model, **kwargs)
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig | None:
+    """The run record of a run folder, or None when it has none (or an unreadable one)."""
+    path = Path(run_dir) / RUN_CONFIG
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
 
 
 TINY_MODEL = ModelConfig(

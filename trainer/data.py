@@ -4,9 +4,11 @@ every stream cycles, so ranks with uneven shards still take the same number of s
 Minimal pairs (samples sharing a json `pair` label) leave the shuffle buffer together, so both are
 (nearly always) in one batch: then only the words that differ tell their captions apart.
 
-Data position is (epoch, batch index): worker w of n yields batches w, w+n, ...; a resumed run skips
-the batches already consumed without decoding their images, and crops are seeded per sample, so the
-resumed stream is the uninterrupted one.
+Data position is (epoch, batch index, samples drawn per worker role): worker w of n yields batches
+w, w+n, ...; each batch reports how many samples its worker has drawn so far (a sample with a bad image
+is drawn but not batched). A resumed run skips exactly the samples already drawn, without decoding
+their images, and crops are seeded per sample, so the resumed stream is the uninterrupted one even
+when the consumed part held corrupt samples.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,34 +130,41 @@ class ShardStream(IterableDataset):
 
     def __init__(self, urls: tuple[str, ...], rank: int, world_size: int, epoch: int, seed: int,
                  batch_size: int, image_size: int, max_len: int, pad_id: int, shuffle_buffer: int,
-                 crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None) -> None:
+                 crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None,
+                 drawn: Mapping[int, int] | None = None) -> None:
         super().__init__()
         self.urls, self.rank, self.world_size, self.epoch, self.seed = urls, rank, world_size, epoch, seed
         self.batch_size, self.image_size, self.max_len, self.pad_id = batch_size, image_size, max_len, pad_id
         self.shuffle_buffer, self.crop_scale, self.skip_batches, self.pad_to = (
             shuffle_buffer, crop_scale, skip_batches, pad_to)
+        self.drawn = drawn  # samples each worker role had drawn at skip_batches (None: assume full batches)
         self.corrupt = 0
 
     def _raw_samples(self, consumer: int, consumers: int) -> Iterator[Sample]:
         """Decoded text of this consumer's samples, pass after pass over freshly shuffled shards."""
-        import webdataset as wds
-
         npass = 0
         while True:
-            order = list(self.urls)
-            random.Random(f"{self.seed}-{self.epoch}-{npass}").shuffle(order)
-            split_by_shard = len(order) >= consumers
-            mine = order[consumer::consumers] if split_by_shard else order
-            stream = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=self._bad_tar))
-            for index, raw in enumerate(stream):
-                if not split_by_shard and index % consumers != consumer:
-                    continue
-                try:
-                    yield decode_sample(raw)
-                except (ValueError, KeyError, UnicodeDecodeError) as err:
-                    self.corrupt += 1
-                    log.warning("skipping corrupt sample %s: %s", raw.get("__key__"), err)
+            yield from self.one_pass(consumer, consumers, npass)
             npass += 1
+
+    def one_pass(self, consumer: int, consumers: int, npass: int) -> Iterator[Sample]:
+        """Consumer `consumer`'s share of one pass: whole shards when there are at least as many shards
+        as consumers, else every `consumers`-th sample of every shard. Corrupt samples are counted and skipped."""
+        import webdataset as wds
+
+        order = list(self.urls)
+        random.Random(f"{self.seed}-{self.epoch}-{npass}").shuffle(order)
+        split_by_shard = len(order) >= consumers
+        mine = order[consumer::consumers] if split_by_shard else order
+        stream = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=self._bad_tar))
+        for index, raw in enumerate(stream):
+            if not split_by_shard and index % consumers != consumer:
+                continue
+            try:
+                yield decode_sample(raw)
+            except (ValueError, KeyError, UnicodeDecodeError) as err:
+                self.corrupt += 1
+                log.warning("skipping corrupt sample %s: %s", raw.get("__key__"), err)
 
     def _bad_tar(self, exn: Exception) -> bool:
         """webdataset handler: an unreadable tar member is counted and skipped."""
@@ -181,13 +190,15 @@ class ShardStream(IterableDataset):
         # The loader takes batch j from worker j % n; after skipping K batches, worker w plays the role
         # of the uninterrupted run's worker (w + K) % n, which had made the batches role, role + n, ... < K.
         role = (wid + self.skip_batches) % nworkers
-        skip = max(0, (self.skip_batches - role + nworkers - 1) // nworkers)
+        if self.drawn is not None:
+            count = self.drawn.get(role, 0)
+        else:
+            count = self.batch_size * max(0, (self.skip_batches - role + nworkers - 1) // nworkers)
         consumer, consumers = self.rank * nworkers + role, self.world_size * nworkers
         tag = f"{self.seed}-{self.epoch}-{self.rank}-{role}"
         samples = self._shuffled(self._raw_samples(consumer, consumers), random.Random(tag))
-        for _ in range(skip * self.batch_size):
+        for _ in range(count):
             next(samples)
-        count = skip * self.batch_size
         while True:
             items: list[dict[str, Any]] = []
             while len(items) < self.batch_size:
@@ -205,6 +216,7 @@ class ShardStream(IterableDataset):
                               "image_id": image_id_hash(sample.meta.get("image_id", sample.key))})
             batch = collate(items, self.pad_id, self.pad_to)
             batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker
+            batch["drawn"] = torch.tensor(count)  # samples this worker role has drawn in this epoch
             yield batch
 
 

@@ -1,15 +1,18 @@
-"""torchrun/DDP helpers: process-group setup (NCCL on GPU, Gloo on CPU), gathers, and the self-launcher."""
+"""torchrun/DDP plumbing in one place: process-group setup (NCCL on GPU, Gloo on CPU), the DDP wrapper,
+gathers, and the torchrun relaunch that every multi-process command uses."""
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,6 @@ class DistInfo:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
 
     @property
@@ -34,18 +36,18 @@ def under_torchrun() -> bool:
 
 
 def setup(use_cuda: bool) -> DistInfo:
-    """Init the process group when under torchrun; pick the device."""
+    """Init the process group when under torchrun (once); pick the device."""
     if not under_torchrun():
         return DistInfo(device=torch.device("cuda", 0) if use_cuda else torch.device("cpu"))
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-    if use_cuda:
-        torch.cuda.set_device(local)
-        dist.init_process_group("nccl", device_id=torch.device("cuda", local))
-        device = torch.device("cuda", local)
-    else:
-        dist.init_process_group("gloo")
-        device = torch.device("cpu")
-    return DistInfo(rank=rank, world_size=world, local_rank=local, device=device)
+    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    if not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(local)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return DistInfo(rank=rank, world_size=world, device=device)
 
 
 def teardown() -> None:
@@ -56,6 +58,20 @@ def teardown() -> None:
 
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def wrap_ddp(module: nn.Module, device: torch.device, find_unused_parameters: bool = False,
+             sync_buffers: bool = True) -> nn.Module:
+    """DistributedDataParallel around `module`; `sync_buffers=False` when every rank updates its buffers
+    identically (ALBEF's queues), so DDP does not broadcast them each step."""
+    ddp = nn.parallel.DistributedDataParallel
+    buffers: dict[str, bool] = {}
+    if not sync_buffers:
+        name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters \
+            else "broadcast_buffers"
+        buffers[name] = False
+    return ddp(module, device_ids=[device.index] if device.type == "cuda" else None,
+               find_unused_parameters=find_unused_parameters, **buffers)
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -93,6 +109,15 @@ def gather_no_grad(x: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's picklable `obj`, in rank order (a collective; `[obj]` in a single process)."""
+    if not is_dist():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def all_reduce_sum(x: Tensor) -> Tensor:
     """Sum over ranks (in place, returned)."""
     if is_dist():
@@ -100,15 +125,14 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     return x
 
 
-def barrier() -> None:
-    if is_dist():
-        dist.barrier()
-
-
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run `posmask pretrain <argv>` under torchrun with `nproc` local processes."""
+    """Re-run `posmask <argv>` (a subcommand and its flags) under torchrun with `nproc` local processes.
+
+    `--` ends torchrun's own options, so that it never prefix-matches ours (`--run` is not its
+    `--run-path`); `posmask` drops it.
+    """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "posmask_cli", "--", "pretrain", *argv]  # "--": torchrun must not prefix-match our flags
+               "-m", "posmask_cli", "--", *argv]
     log.info("launching: %s", " ".join(command))
     process = subprocess.Popen(command)
     try:

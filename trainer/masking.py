@@ -7,6 +7,7 @@ built from the spec), `masked = candidates & (rand < ratio)`, labels -100 elsewh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,6 +34,20 @@ class MaskSpec:
     def mlm(self) -> bool:
         """False for `none`: no MLM forward pass and no MLM loss."""
         return bool(self.classes)
+
+    @property
+    def label(self) -> str:
+        """Name and ratio as used in run folder names: `DET-0.7`, `random-0.15`, `none`."""
+        return f"{self.name}-{self.ratio:g}" if self.mlm else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The structured record stored in run_config.json."""
+        return {"classes": list(self.classes), "ratio": self.ratio, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MaskSpec":
+        """Inverse of to_dict."""
+        return cls(classes=tuple(data["classes"]), ratio=float(data["ratio"]), name=str(data["name"]))
 
     def table(self, device: torch.device | str = "cpu") -> Tensor:
         """The 256-entry boolean candidate table indexed by pos id (255 = special/padding: False)."""

@@ -1,20 +1,26 @@
-"""Per-step metrics: metrics.jsonl, throughput, data-wait share, peak memory, MFU, a live progress line."""
+"""Training metrics: sums over a logging window kept on the device, `metrics.jsonl` (written here and
+read here only), throughput, peak memory, MFU, and a progress line per logged step."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from shards.progress import DEFAULT_EVERY, on_terminal
+from trainer.distributed import all_reduce_sum
+
 log = logging.getLogger(__name__)
 
-# Dense bf16 tensor-core peaks (TFLOP/s) for MFU when --peak-tflops is not given.
+# Dense bf16 tensor-core peaks (TFLOP/s) for MFU when `posmask pretrain --peak-tflops` is not given.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
 
 
@@ -48,31 +54,82 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class MetricsLog:
-    """Appends one JSON line per logged step (main rank only) and prints a progress line."""
+class MetricsWindow:
+    """Per-step values summed on the device over one logging window (no host sync until `summary`).
 
-    def __init__(self, path: Path, enabled: bool, total_steps: int) -> None:
-        self.path, self.enabled, self.total_steps = path, enabled, total_steps
-        self.tty = sys.stderr.isatty()
-        self.start = time.time()
+    `means` are averaged over the window's steps and the ranks; `totals` are summed.
+    """
+
+    def __init__(self, device: torch.device, means: Sequence[str], totals: Sequence[str] = ()) -> None:
+        self.device, self.mean_names, self.total_names = device, tuple(means), tuple(totals)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new window."""
+        self.start, self.wait, self.steps, self.samples = time.perf_counter(), 0.0, 0, 0
+        self.values = torch.zeros(len(self.mean_names) + len(self.total_names), dtype=torch.float64,
+                                  device=self.device)
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Time spent inside counts as waiting for data."""
+        start = time.perf_counter()
+        yield
+        self.wait += time.perf_counter() - start
+
+    def add(self, samples: int, means: Mapping[str, torch.Tensor],
+            totals: Mapping[str, torch.Tensor] | None = None) -> None:
+        """One step's values (0-d tensors) and its number of samples on this rank."""
+        self.steps += 1
+        self.samples += samples
+        parts = [means[k].detach().double() for k in self.mean_names]
+        parts += [(totals or {})[k].detach().double() for k in self.total_names]
+        self.values += torch.stack(parts)
+
+    def summary(self, world: int) -> dict[str, Any]:
+        """Means, totals, samples/s over all ranks and this rank's data-wait share (one sync); resets."""
+        values = all_reduce_sum(self.values.clone()).tolist()
+        n = len(self.mean_names)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        out: dict[str, Any] = {k: v / max(1, self.steps * world) for k, v in zip(self.mean_names, values[:n])}
+        out.update({k: int(v) for k, v in zip(self.total_names, values[n:])})
+        out.update(samples_per_s=self.samples * world / elapsed, data_wait_share=self.wait / elapsed)
+        self.reset()
+        return out
+
+
+class MetricsLog:
+    """Appends one JSON line per logged step (main rank only) and shows a progress line: redrawn on a
+    terminal, written to the log at most every `every` seconds (and at the last step) otherwise."""
+
+    def __init__(self, path: Path, enabled: bool, total_steps: int, keys: Sequence[str] = ("loss",),
+                 start_step: int = 0, every: float = DEFAULT_EVERY) -> None:
+        self.path, self.enabled, self.total_steps, self.keys = path, enabled, total_steps, tuple(keys)
+        self.tty, self.every = on_terminal(), every
+        self.start, self.start_step, self.last_line = time.time(), start_step, float("-inf")
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
         self.progress(record)
 
     def progress(self, r: dict[str, Any]) -> None:
-        """One line: step, losses, ITM accuracy, masked share, speed, data wait, ETA."""
+        """One line: step, the chosen values, speed, data wait, elapsed time and ETA."""
         elapsed = time.time() - self.start
-        line = (f"step {r['step']}/{self.total_steps} ep {r['epoch']} | loss {r['loss']:.3f} mlm {r['mlm']:.3f} "
-                f"itc {r['itc']:.3f} itm {r['itm']:.3f} acc {r['itm_acc']:.2f} | masked {r['masked_share']:.3f} "
-                f"| {r['samples_per_s']:.1f} samp/s wait {r['data_wait_share']:.0%} | {elapsed:.0f}s")
+        values = " ".join(f"{k} {r[k]:.3f}" for k in self.keys if isinstance(r.get(k), (int, float)))
+        speed = (f" | {r['samples_per_s']:.1f} samp/s wait {r['data_wait_share']:.0%}"
+                 if "samples_per_s" in r else "")
+        step = int(r.get("step", self.start_step))
+        eta = elapsed / max(step - self.start_step, 1) * (self.total_steps - step)
+        line = f"step {step}/{self.total_steps} | {values}{speed} | {elapsed:.0f}s, ETA {eta:.0f}s"
         if self.tty:
             sys.stderr.write("\r" + line[:160].ljust(160))
             sys.stderr.flush()
-        else:
+        elif time.time() - self.last_line >= self.every or step == self.total_steps:
+            self.last_line = time.time()
             log.info(line)
 
     def close(self) -> None:
@@ -81,9 +138,12 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl (ignores a torn last line)."""
+    """All records of a metrics.jsonl (a torn last line is ignored); [] when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:

@@ -1,38 +1,55 @@
-"""The log-scale loss plot of a run (MLM, ITC, ITM against step), drawn with matplotlib Agg."""
+"""Loss curves: MLM, ITC and ITM loss against step on a log scale, one line per run (the project's one loss plot)."""
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from shards.figures import pyplot, save_png
 from trainer.metrics import read_metrics
 
+LOSSES: tuple[str, ...] = ("mlm", "itc", "itm")  # metrics.jsonl keys
 
-def plot_losses(metrics_path: str | Path, out_path: str | Path, title: str = "") -> Path | None:
-    """Write the plot to out_path (atomically); None if there are no records yet."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def loss_points(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of one loss; records without a positive value (e.g. MLM off) are left out."""
+    points = [(float(r.get("step", i)), float(r[key])) for i, r in enumerate(records)
+              if isinstance(r.get(key), (int, float)) and r[key] > 0]
+    return [s for s, _ in points], [v for _, v in points]
 
-    from shards.atomic import atomic_path
 
-    records = read_metrics(metrics_path)
-    if not records:
+def plot_loss_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], out_path: str | os.PathLike[str],
+                     title: str = "") -> Path | None:
+    """One panel per loss, one line per `{label: metrics records}` entry, written atomically to `out_path`
+    (PNG); None when no curve has records."""
+    curves = {label: records for label, records in curves.items() if records}
+    if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [r["step"] for r in records]
-    for key in ("mlm", "itc", "itm"):
-        values = [max(r[key], 1e-6) for r in records]
-        if any(r[key] > 0 for r in records):
-            ax.plot(steps, values, label=key.upper())
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    out = Path(out_path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=100)
-    plt.close(fig)
-    return out
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(15, 4.2))
+    for ax, key in zip(axes, LOSSES):
+        for label, records in curves.items():
+            steps, values = loss_points(records, key)
+            if steps:
+                ax.plot(steps, values, label=label, linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_title(f"{key.upper()} loss")
+        ax.set_xlabel("step")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("loss (log scale)")
+    if title:
+        fig.suptitle(title)
+    if len(curves) > 1:
+        handles, labels = axes[1].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center right", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 0.88, 1))
+    else:
+        fig.tight_layout()
+    return save_png(fig, out_path)
+
+
+def plot_losses(metrics_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+                title: str = "") -> Path | None:
+    """The loss plot of one run from its metrics.jsonl; None if there are no records yet."""
+    return plot_loss_curves({title: read_metrics(metrics_path)}, out_path, title)

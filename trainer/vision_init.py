@@ -8,8 +8,9 @@ saves the encoder for `posmask pretrain --vision-weights`. It teaches what shape
 word: grounding "circle" in those features is still left to pre-training. Evaluation scenes are not read.
 
 Output (written last, so a folder with `vision_init.json` is complete): `vision.safetensors` (the
-timm encoder's state dict) and `vision_init.json` (config, labels, held-out accuracy). A complete output
-made with the same config is reused.
+timm encoder's state dict) and `vision_init.json` (config, labels, held-out accuracy), beside the run
+engine's `checkpoint.pt` and `metrics.jsonl`. A complete output made with the same config is reused; an
+interrupted one resumes.
 """
 from __future__ import annotations
 
@@ -22,15 +23,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shards.atomic import atomic_path, atomic_write_json
-from shards.errors import UserError
+from shards.errors import Interrupted, UserError
 from trainer.config import preset_config
+from trainer.distributed import DistInfo
+from trainer.engine import Engine, OptimSettings
 from trainer.transforms import eval_transform, train_transform
 from trainer.vision import build_vision_encoder
 
 log = logging.getLogger(__name__)
 WEIGHTS, RECORD = "vision.safetensors", "vision_init.json"
+LOG_EVERY, CKPT_EVERY = 50, 200
 
 
 @dataclass(frozen=True)
@@ -77,26 +82,37 @@ def scene_labels(scenes_root: Path) -> tuple[list[Path], torch.Tensor, list[str]
     return images, labels, [f"{c} {s}" for c, s in kinds]
 
 
-def _accuracy(encoder: torch.nn.Module, head: torch.nn.Module, images: list[Path], labels: torch.Tensor,
+def _accuracy(classifier: SceneClassifier, images: list[Path], labels: torch.Tensor,
               image_size: int) -> dict[str, float]:
     """Per-label accuracy and exact-match share of the multi-label predictions."""
     from PIL import Image
 
     transform = eval_transform(image_size)
-    encoder.eval()
+    device = next(classifier.parameters()).device
+    classifier.eval()
     with torch.no_grad():
         pixels = torch.stack([transform(Image.open(p)) for p in images])
-        predicted = head(encoder(pixels)) > 0
-    encoder.train()
+        predicted = (classifier(pixels.to(device)) > 0).cpu()
     correct = predicted == (labels > 0)
     return {"label_accuracy": correct.float().mean().item(), "exact_match": correct.all(1).float().mean().item()}
 
 
+class SceneClassifier(nn.Module):
+    """The tiny image encoder with a linear multi-label head over the object kinds."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, nn.Linear(encoder.num_features, n_labels)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(pixels))
+
+
 def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
-    """Train the tiny encoder + a linear multi-label head; write the encoder and the record into `out`."""
+    """Train the tiny encoder + head on the run engine (resumable: a SIGTERM raises Interrupted after a
+    checkpoint); write the encoder and the record into `out`."""
     from PIL import Image
     from safetensors.torch import save_file
-    from tqdm import tqdm
 
     scenes = scenes_identity(Path(config.scenes))
     images, labels, names = scene_labels(Path(config.scenes))
@@ -104,31 +120,41 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
         raise UserError(f"{len(images)} training scenes: need more than the {config.held_out} held out")
     train_images, train_labels = images[config.held_out:], labels[config.held_out:]
     model_cfg = preset_config("tiny").model
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    settings = OptimSettings(lr=config.lr, weight_decay=config.weight_decay)  # constant lr
+    engine = Engine(out, settings, DistInfo(device=device), config.steps, {"config": asdict(config), "scenes": scenes})
     torch.manual_seed(config.seed)
     encoder = build_vision_encoder(model_cfg.vision_name, model_cfg.image_size, "random",
                                    model_cfg.vision_overrides, model_cfg.vision_stem)
-    head = torch.nn.Linear(encoder.num_features, len(names))
-    params = list(encoder.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    net = engine.attach(SceneClassifier(encoder, len(names)))
     rng = random.Random(config.seed)
+    if engine.loop_state is not None:
+        rng.setstate(engine.loop_state["rng"])
     start = time.perf_counter()
-    with tqdm(range(config.steps), desc="vision-init", unit="step", mininterval=2.0) as bar:
-        for _ in bar:
+    stopped = False
+    try:
+        while not engine.done and not stopped:
             rows = [rng.randrange(len(train_images)) for _ in range(config.batch_size)]
             pixels = torch.stack([train_transform(Image.open(train_images[r]), model_cfg.image_size, rng, (0.8, 1.0))
                                   for r in rows])
-            loss = F.binary_cross_entropy_with_logits(head(encoder(pixels)), train_labels[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    metrics = _accuracy(encoder, head, images[:config.held_out], labels[:config.held_out], model_cfg.image_size)
-    out.mkdir(parents=True, exist_ok=True)
+            with engine.autocast():
+                logits = net(pixels.to(device))
+            loss = F.binary_cross_entropy_with_logits(logits.float(), train_labels[rows].to(device))
+            engine.update(loss)
+            if engine.due(LOG_EVERY):
+                engine.log({"step": engine.step, "loss": loss.item(), "lr": engine.lr})
+            stopped = engine.stop_requested()
+            if stopped or engine.due(CKPT_EVERY):
+                engine.save({"rng": rng.getstate()})
+    finally:
+        engine.close()
+    if stopped:
+        raise Interrupted(f"stopped by SIGTERM at step {engine.step}; run the same command again to resume")
+    metrics = _accuracy(engine.module, images[:config.held_out], labels[:config.held_out], model_cfg.image_size)
     with atomic_path(out / WEIGHTS) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}, str(tmp))
     record = {"config": asdict(config), "scenes": scenes, "model": asdict(model_cfg), "labels": names,
-              "held_out": metrics,
-              "final_loss": loss.item(), "seconds": round(time.perf_counter() - start, 1)}
+              "held_out": metrics, "final_loss": loss.item(), "seconds": round(time.perf_counter() - start, 1)}
     atomic_write_json(out / RECORD, record)
     return record
 

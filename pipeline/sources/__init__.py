@@ -1,7 +1,8 @@
 """Input sources. The driver lists input chunks (`ChunkSpec`); a worker reads one chunk's inputs.
 
 Each source module offers `chunks(...) -> list[ChunkSpec]` (driver side, cheap); workers call
-`read_items(spec)` and `read_image(spec, item)` here, which dispatch on the kind of chunk.
+`read_items(spec)` and `read_image(spec, item)` here, which dispatch on the kind of chunk. `scenes`
+only locates the COCO file of a generated scenes sample, which the `coco` source then reads.
 """
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ the loader of `posmask pretrain` feeds it, so the data-wait share is real. Exits
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse.Namespace) -> dict:
     from trainer.config import preset_config
     from trainer.data import ShardStream, make_loader, open_shards
+    from trainer.engine import autocast, param_groups
     from trainer.masking import Masker, parse_mask_spec
     from trainer.metrics import flops_per_sample, peak_tflops
     from trainer.model import PosMaskModel
@@ -33,10 +33,7 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse
     torch.manual_seed(0)
     model = PosMaskModel(cfg.model, vision_weights="random")
     module = Pretrainer(model, mlm=True).to(device).train()
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    other = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.02}, {"params": other, "weight_decay": 0.0}],
-                                  lr=1e-4, fused=fused)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=fused)
     forward = torch.compile(module) if compile_ else module
     masker = Masker(parse_mask_spec("DET", 0.7), 103, cfg.model.vocab_size, device=device)
     B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
@@ -48,6 +45,7 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse
         def next_batch() -> dict:
             batch = next(loader)
             batch.pop("corrupt")
+            batch.pop("drawn")
             return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     else:
         fixed = {"pixels": torch.randn(B, 3, S, S, device=device),
@@ -58,7 +56,6 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse
 
         def next_batch() -> dict:
             return fixed
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
     def step(timings: dict | None = None) -> None:
         t0 = time.perf_counter()
@@ -67,7 +64,7 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse
             torch.cuda.synchronize()
             timings["wait"] += time.perf_counter() - t0
         masked = masker(batch["ids"], batch["pos"])
-        with autocast:
+        with autocast(device, amp):
             out = forward(batch["pixels"], batch["ids"], batch["attention_mask"], batch["image_ids"],
                           masked.input_ids, masked.labels)
         optimizer.zero_grad(set_to_none=True)

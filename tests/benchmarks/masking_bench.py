@@ -108,13 +108,14 @@ def bench_step_share(batch: int = 32, steps: int = 5) -> dict[str, float]:
     from trainer.config import preset_config
     from trainer.model import PosMaskModel
     from trainer.objective import Pretrainer
-    from trainer.train import build_optimizer
+    from trainer.engine import build_optimizer
+    from trainer.train import optim_settings
 
     cfg = preset_config("tiny")
     torch.manual_seed(0)
     model = PosMaskModel(cfg.model, vision_weights="random")
     module = Pretrainer(model, mlm=True).train()
-    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    optimizer = build_optimizer(model, optim_settings(cfg, 1000), torch.device("cpu"))
     masker = Masker(parse_mask_spec("DET", 0.7), 103, cfg.model.vocab_size)
     size, length = cfg.model.image_size, 16
     ids = torch.randint(1000, 30000, (batch, length))

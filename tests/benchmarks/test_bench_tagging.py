@@ -38,7 +38,7 @@ def pipeline_bench_captions(tmp: Path) -> tuple[list[str], str]:
         data = json.loads(COCO.read_text(encoding="utf-8"))
         return [a["caption"] for a in data["annotations"]], "COCO val2017 captions (../shared/data)"
     try:
-        from pipeline.scenes import ensure_scenes
+        from scenes import ensure_scenes
 
         captions_json, _ = ensure_scenes(tmp / "scenes")
         data = json.loads(Path(captions_json).read_text(encoding="utf-8"))

@@ -1,28 +1,11 @@
 """CPU end-to-end runs of every task on a tiny random model and a tiny scenes-style set."""
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 import pytest
 
-from evaluation import cli_eval
-from shards.errors import UserError
-
-
-def main(argv: list[str]) -> int:
-    """`posmask eval ...` as posmask_cli runs it (errors -> one line on stderr, exit 2), without
-    importing the other subcommands."""
-    assert argv[0] == "eval"
-    parser = argparse.ArgumentParser(prog="posmask eval")
-    cli_eval.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
-        return int(cli_eval.run(args) or 0)
-    except UserError as err:
-        print(f"posmask eval: error: {err}", file=sys.stderr)
-        return 2
+from posmask_cli import main
 
 
 def _eval(run, *extra: str) -> int:
@@ -102,18 +85,16 @@ def test_bad_usage_is_one_line_error(tiny_run, tmp_path, capsys):
 
 
 def test_through_posmask_cli(tiny_run, tiny_eval, tmp_path, capsys):
-    """The real entry point (`--run` must not clobber the dispatcher's args.run)."""
-    from posmask_cli import main as posmask_main
-
-    assert posmask_main(["eval", "--run", str(tiny_run), "--tasks", "valse", "--scenes", str(tiny_eval),
-                         "--workers", "0", "--out", str(tmp_path / "o")]) == 0
+    """Without --device (`--run` must not clobber the dispatcher's args.run)."""
+    assert main(["eval", "--run", str(tiny_run), "--tasks", "valse", "--scenes", str(tiny_eval),
+                 "--workers", "0", "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "valse.json").is_file()
-    assert posmask_main(["eval", "--run", str(tiny_run), "--tasks", "vqa,nope"]) == 2
+    assert main(["eval", "--run", str(tiny_run), "--tasks", "vqa,nope"]) == 2
 
 
 def test_on_generated_scenes(tiny_run, tmp_path):
     """retrieval, VALSE and VQA read the scenes generator's real output (formats stay in step)."""
-    generate = pytest.importorskip("pipeline.scenes.generate")
+    generate = pytest.importorskip("scenes.generate")
     generate.ensure_scenes(tmp_path / "scenes", 0, train_images=1, eval_images=6, vqa_train_images=4,
                            overwrite=True, strict_seed=True)
     out = tmp_path / "out"

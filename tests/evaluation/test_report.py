@@ -10,13 +10,16 @@ import pytest
 from evaluation import cli_report
 from evaluation.runs import load_run
 from shards.errors import UserError
+from trainer.config import preset_config
+from trainer.masking import parse_mask_spec
 
 
 def _run(root: Path, name: str, pos: str, ratio: float, score: float, shards: Path, albef: bool = False) -> Path:
     run = root / name
     (run / "eval").mkdir(parents=True)
-    (run / "run_config.json").write_text(json.dumps({"pos": pos, "ratio": ratio, "albef": albef,
-                                                     "shards": str(shards), "preset": "tiny"}))
+    mask = parse_mask_spec(pos, None if pos == "none" else ratio)
+    record = preset_config("tiny", mask=mask, albef=albef, shards=str(shards), run=str(run))
+    (run / "run_config.json").write_text(json.dumps(record.to_dict()))
     (run / "metrics.jsonl").write_text("".join(
         json.dumps({"step": s, "mlm": 0.0 if pos == "none" else 5 / s, "itc": 3 / s, "itm": 0.7 / s ** 0.5}) + "\n"
         for s in range(1, 30)) + '{"step": 30, "ml')  # a torn last line is ignored
@@ -64,11 +67,26 @@ def test_report_tables_and_figures(tmp_path):
     assert "foil-it" in index  # not-run pieces are noted
 
 
-def test_run_info_from_name_without_config(tmp_path):
-    run = tmp_path / "tiny-ADJ-1.0"
-    run.mkdir()
-    info = load_run(run)
-    assert (info.method, info.ratio, info.group, info.label) == ("ADJ", 1.0, "Non-functional", "ADJ 1.0")
+def test_run_info_reads_the_run_record(tmp_path):
+    shards = tmp_path / "shards"
+    albef = load_run(_run(tmp_path, "a", "random", 0.15, 1.0, shards, albef=True))
+    assert (albef.method, albef.ratio, albef.group, albef.label) == ("random", 0.15, "Baselines",
+                                                                     "ALBEF (random 0.15)")
+    adj = load_run(_run(tmp_path, "b", "adj", 1.0, 1.0, shards))
+    assert (adj.method, adj.ratio, adj.group, adj.label, adj.shards) == ("ADJ", 1.0, "Non-functional", "ADJ 1.0",
+                                                                         str(shards))
+    (tmp_path / "bare").mkdir()  # no record: listed under its folder name, never parsed
+    bare = load_run(tmp_path / "bare")
+    assert (bare.method, bare.ratio, bare.group) == ("bare", None, "Other")
+
+
+def test_legacy_run_record_with_pos_text(tmp_path):
+    record = preset_config("tiny", mask=parse_mask_spec("NOUN", 0.7)).to_dict()
+    del record["mask"]
+    record.update(pos="noun", ratio=0.7)  # written before the mask was stored parsed
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run_config.json").write_text(json.dumps(record))
+    assert load_run(tmp_path / "old").label == "NOUN 0.7"
 
 
 def test_report_refuses_runs_without_results(tmp_path):

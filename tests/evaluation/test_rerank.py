@@ -23,7 +23,7 @@ def test_rerank_reorders_top_k_and_keeps_itc_below():
     img_tokens = torch.ones(1, 2, 1)
     txt_tokens = torch.tensor([200.0, 300.0, 1000.0, 5000.0]).view(4, 1, 1)
     mask = torch.ones(4, 1, dtype=torch.long)
-    scores = rerank(FakeModel(), sims, 2, True, img_tokens, txt_tokens, mask, torch.device("cpu"), batch_size=3)
+    scores = rerank(FakeModel(), sims, 2, True, img_tokens, txt_tokens, mask, batch_size=3)
     order = scores[0].argsort(descending=True).tolist()
     assert order == [1, 0, 2, 3]  # ITM decides within the top 2; the rest stay below, in ITC order
     assert scores[0, 1] == 300.0 and scores[0, 0] == 200.0
@@ -36,5 +36,5 @@ def test_rerank_text_queries_trim_padding():
     img_tokens = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)
     txt_tokens = torch.ones(2, 3, 1)
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
-    scores = rerank(FakeModel(), sims, 3, False, img_tokens, txt_tokens, mask, torch.device("cpu"), batch_size=2)
+    scores = rerank(FakeModel(), sims, 3, False, img_tokens, txt_tokens, mask, batch_size=2)
     assert scores.tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]

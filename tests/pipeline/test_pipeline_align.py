@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import spacy_alignments
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,32 @@ def check_invariants(tagger: Tagger, tc, max_len: int = 64) -> None:
 @given(st.text(alphabet=ALPHABET, max_size=300))
 def test_random_captions(tagger: Tagger, caption: str) -> None:
     check_tagged(tagger, caption)
+
+
+# Printable ASCII only: BERT's normaliser then only lower-cases (no accents to strip, no [UNK], nothing
+# dropped), so the wordpieces spell exactly the lower-cased words, which is what the oracle needs.
+ORACLE_ALPHABET = st.sampled_from(list(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\"-()&/%$#@*+=<>[]_~`^|{}\\"
+))
+
+
+@settings(max_examples=int(os.environ.get("POSMASK_HYPOTHESIS_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=ORACLE_ALPHABET, max_size=60))
+def test_word_of_each_piece_agrees_with_spacy_alignments(tagger: Tagger, caption: str) -> None:
+    """An independent oracle: spacy-alignments aligns two tokenisations of one text by their characters
+    (a diff, knowing nothing of offsets). It is exact when both spell the same characters: hence ASCII
+    text (see ORACLE_ALPHABET), and at most 60 characters, so at most 62 pieces: nothing is truncated."""
+    text, cut = normalize_caption(caption)
+    if not text:
+        return
+    [tc] = tagger.tag([text], [cut])
+    pieces = [p.removeprefix("##") for p in tagger.tokenizer.convert_ids_to_tokens(tc.ids[1:-1].tolist())]
+    words = [w.lower() for w in tc.words]
+    assert not tc.truncated and "".join(pieces) == "".join(words)  # where the oracle is well-defined
+    _, piece_words = spacy_alignments.get_alignments(words, pieces)
+    # a piece may overlap two spaCy tokens ("don" of "do" + "n't"); it belongs to the one holding its first char
+    assert tc.word[1:-1].tolist() == [min(ws) for ws in piece_words]
 
 
 @settings(max_examples=60, deadline=None,

@@ -13,8 +13,11 @@ import pytest
 from PIL import Image
 
 from pipeline import items as R
-from pipeline.orchestrate import PipelineConfig, init_ray, run_pipeline
-from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, rejects_of, write_coco, write_tar
+from pipeline.orchestrate import PipelineConfig, init_ray, output_config, resolve_source, run_pipeline
+from pipeline.sources import img2dataset
+from pipeline.state import prepare_out
+from pipeline.worker import TaskConfig, process_shard
+from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, rejects_of, shard_digests, write_coco, write_tar
 from shards.errors import UserError
 from shards.reader import iter_samples
 
@@ -155,6 +158,34 @@ def test_img2dataset_bad_input_corpus(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(samples["cc3m-000000004"].image_bytes)).mode == "RGB"
 
 
+def test_img2dataset_keys_unique_across_tars_and_resume(tmp_path: Path) -> None:
+    jpg = jpeg_bytes((80, 60))
+    for tar, keys in (("00000", ["a", "b"]), ("00001", ["c", "b", "d"]), ("00002", ["d", "a", "e"])):
+        write_tar(tmp_path / "src" / f"{tar}.tar",
+                  [(f"{tar}/{k}.{ext}", data) for k in keys for ext, data in (("jpg", jpg), ("txt", b"A dog."))])
+    cfg = PipelineConfig(format="img2dataset", src=tmp_path / "src", out=tmp_path / "out", progress=False)
+    run_pipeline(cfg)
+    manifest, samples, _ = check_output(cfg.out, 8)
+    assert sorted(samples) == ["img2dataset-a", "img2dataset-b", "img2dataset-c", "img2dataset-d", "img2dataset-e"]
+    assert sum(1 for _ in iter_samples(cfg.out)) == 5  # no key written twice
+    rejects = pq.read_table(cfg.out / "rejects.parquet").to_pylist()
+    assert [(r["key"], r["reason"], r["detail"]) for r in rejects] == [
+        ("img2dataset-b", R.DUPLICATE_KEY, "00001.tar: 00001/b, key first in 00000.tar"),
+        ("img2dataset-d", R.DUPLICATE_KEY, "00002.tar: 00002/d, key first in 00001.tar"),
+        ("img2dataset-a", R.DUPLICATE_KEY, "00002.tar: 00002/a, key first in 00000.tar")]
+
+    # Interrupted after the middle shard, then resumed: the same bytes.
+    resumed = PipelineConfig(format="img2dataset", src=tmp_path / "src", out=tmp_path / "resumed", progress=False)
+    src, images, seed = resolve_source(resumed)
+    prepare_out(resumed.out, output_config(resumed, src, images, seed), "new")
+    specs = img2dataset.chunks(src, "img2dataset")
+    img2dataset.plan(specs, [img2dataset.tar_keys(s.path, s.source) for s in specs])
+    process_shard(specs[1], TaskConfig(out=str(resumed.out)))
+    assert run_pipeline(resumed)["run"]["resumed_shards"] == 1
+    assert shard_digests(resumed.out) == shard_digests(cfg.out)
+    assert pq.read_table(resumed.out / "rejects.parquet").to_pylist() == rejects
+
+
 def test_table_sources(tmp_path: Path) -> None:
     import pyarrow as pa
 
@@ -193,7 +224,7 @@ def test_real_coco_captions_text_only(tmp_path: Path, shared_data: Path) -> None
 
 
 def test_scenes_format_runs_the_coco_source(tmp_path: Path) -> None:
-    scenes = pytest.importorskip("pipeline.scenes")
+    scenes = pytest.importorskip("scenes")
     root = tmp_path / "scenes"
     train_json, _ = scenes.ensure_scenes(root, seed=0, train_images=40, eval_images=4, vqa_train_images=4)
     out = tmp_path / "out"

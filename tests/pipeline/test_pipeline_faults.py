@@ -36,6 +36,8 @@ def clean_run(corpus: Path) -> tuple[Path, dict[str, str]]:
     result = run_cli(*tag_args(corpus, out))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"read {N_CAPTIONS}, written {N_CAPTIONS}, rejected 0" in result.stdout
+    # off a terminal: plain progress lines through logging, no bar redraws
+    assert f"tag-shards: {N_CAPTIONS}/{N_CAPTIONS} cap (100%)" in result.stderr and "\r" not in result.stderr
     return out, shard_digests(out)
 
 
@@ -155,6 +157,8 @@ def test_missing_src(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("--format", "coco", "--out", str(tmp_path / "o")), "--src is required")
     assert_one_line_error(run_cli("--format", "coco", "--src", str(tmp_path / "nope.json"), "--out",
                                   str(tmp_path / "o")), "no such file")
+    assert_one_line_error(run_cli("--format", "scenes", "--src", str(tmp_path), "--out", str(tmp_path / "o")),
+                          "not a complete scenes sample", f"posmask make-scenes --out {tmp_path}")
 
 
 def test_unknown_format(tmp_path: Path) -> None:
@@ -195,3 +199,35 @@ def test_shard_failure_messages() -> None:
     assert f"failed after {TASK_RETRIES} retries" in message and "re-run to resume" in message
     died = ray.exceptions.WorkerCrashedError()
     assert f"failed after {TASK_RETRIES} retries" in str(shard_failure("shard-000001", died))
+
+
+def test_ray_token_auth_failure_is_one_clear_line(monkeypatch) -> None:
+    """Ray refuses a driver without the cluster's token in two ways; both become the one hint."""
+    import ray
+
+    from pipeline.orchestrate import init_ray
+    from shards.errors import UserError
+
+    def wrong_token(**_: object) -> None:  # what ray.init raises when the GCS refuses the token
+        try:
+            raise RuntimeError("Failed to connect to GCS. ray.exceptions.AuthenticationError: RPC error: "
+                               "InvalidAuthToken: Authentication token is missing or incorrect.")
+        except RuntimeError as err:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from err
+
+    def no_token(**_: object) -> None:  # RAY_AUTH_MODE=token but no token on this machine
+        raise ray.exceptions.AuthenticationError("Token authentication is enabled but no token was found")
+
+    def unreachable(**_: object) -> None:
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    for refuse in (wrong_token, no_token):
+        monkeypatch.setattr(ray, "init", refuse)
+        with pytest.raises(UserError) as err:
+            init_ray(2, "10.0.0.1:6379")
+        message = str(err.value)
+        assert "\n" not in message and "RAY_AUTH_MODE=token" in message and "every node" in message
+    monkeypatch.setattr(ray, "init", unreachable)
+    with pytest.raises(UserError, match="cannot start or reach Ray at 10.0.0.1:6379: Failed to connect"):
+        init_ray(2, "10.0.0.1:6379")

@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline import items as R
 from pipeline.images import ImagePolicy, ImageRejected, prepare_image
 from pipeline.normalize import CaptionRejected, clean_caption, normalize_caption
-from pipeline.sources import coco, img2dataset, read_image, read_items, table
+from pipeline.sources import coco, img2dataset, read_image, read_items, scenes, table
 from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, write_coco, write_tar
 from shards.errors import UserError
 
@@ -91,6 +91,34 @@ def test_bad_images_rejected_with_reason(data: bytes, reason: str) -> None:
         prepare_image(data, ImagePolicy(image_size=0))
 
 
+def rotated_jpeg(orientation: int, size: tuple[int, int] = (600, 300)) -> bytes:
+    """A JPEG stored `size` (w, h) with a red left half, carrying EXIF `orientation`."""
+    image = Image.new("RGB", size, (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, size[0] // 2, size[1]))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("image_size,upright_size", [(0, (300, 600)), (256, (256, 512)), (1000, (300, 600))])
+def test_exif_orientation_is_applied_and_dropped_in_every_mode(image_size: int, upright_size) -> None:
+    data = rotated_jpeg(6)  # 6: a reader turns the stored image 90 degrees clockwise to show it
+    out, ext = prepare_image(data, ImagePolicy(image_size=image_size))
+    image = _open(out)
+    assert ext == "jpg" and out != data and image.size == upright_size
+    assert 0x0112 not in image.getexif()
+    top, bottom = image.getpixel((upright_size[0] // 2, 5)), image.getpixel((upright_size[0] // 2, upright_size[1] - 5))
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]  # the red left half is now on top
+
+
+@pytest.mark.parametrize("image_size", [0, 256])
+def test_upright_orientation_tag_still_passes_through(image_size: int) -> None:
+    data = rotated_jpeg(1, (200, 100))
+    assert prepare_image(data, ImagePolicy(image_size=image_size)) == (data, "jpg")
+
+
 def test_file_size_limit() -> None:
     with pytest.raises(ImageRejected) as err:
         prepare_image(jpeg_bytes(), ImagePolicy(max_bytes=10))
@@ -145,7 +173,7 @@ def test_coco_needs_an_image_folder_unless_text_only(tmp_path) -> None:
 
 def test_img2dataset_tar_reading(tmp_path) -> None:
     jpg = jpeg_bytes()
-    path = write_tar(tmp_path / "00000.tar", [
+    write_tar(tmp_path / "00000.tar", [
         ("00000/000000000.jpg", jpg), ("00000/000000000.txt", b"A red square."), ("00000/000000000.json", b"{}"),
         ("00000/000000001.jpg", jpg), ("00000/000000001.txt", b"caf\xe9"),
         ("00000/000000002.txt", b"No image here."),
@@ -168,9 +196,44 @@ def test_img2dataset_truncated_tar_keeps_the_readable_part(tmp_path) -> None:
     assert items[-1].reject == R.CORRUPT_INPUT and items[0].reject is None
 
 
+def test_img2dataset_keys_are_unique_across_tars(tmp_path) -> None:
+    jpg = jpeg_bytes()
+
+    def sample(key: str) -> list[tuple[str, bytes]]:
+        return [(f"{key}.jpg", jpg), (f"{key}.txt", b"A cat.")]
+
+    write_tar(tmp_path / "00000.tar", sample("a/001") + sample("a/002"))
+    write_tar(tmp_path / "00001.tar", sample("b/003") + sample("b/001") + sample("c/003") + sample("b/004"))
+    write_tar(tmp_path / "00002.tar", sample("004") + sample("005"))
+    specs = img2dataset.chunks(tmp_path, "i2d", "cc3m")
+    img2dataset.plan(specs, [img2dataset.tar_keys(s.path, s.source) for s in specs])
+    assert [s.taken for s in specs] == [{}, {"cc3m-001": "00000.tar"}, {"cc3m-004": "00001.tar"}]
+    items = [read_items(s) for s in specs]
+    assert [s.n_items for s in specs] == [len(i) for i in items] == [2, 4, 2]
+    reasons = [[(i.key, i.reject) for i in tar] for tar in items]
+    assert reasons == [[("cc3m-001", None), ("cc3m-002", None)],
+                       [("cc3m-003", None), ("cc3m-001", R.DUPLICATE_KEY), ("cc3m-003", R.DUPLICATE_KEY),
+                        ("cc3m-004", None)],
+                       [("cc3m-004", R.DUPLICATE_KEY), ("cc3m-005", None)]]
+    assert items[1][1].detail == "00001.tar: b/001, key first in 00000.tar"
+    assert items[1][2].detail == "00001.tar: c/003" and items[2][0].detail.endswith("key first in 00001.tar")
+
+
 def test_img2dataset_empty_folder_is_a_user_error(tmp_path) -> None:
     with pytest.raises(UserError, match="no .tar files"):
         img2dataset.chunks(tmp_path, "i2d")
+
+
+def test_scenes_source_reads_a_generated_sample_only(tmp_path) -> None:
+    with pytest.raises(UserError, match=f"not a complete scenes sample.*posmask make-scenes --out {tmp_path}"):
+        scenes.locate(tmp_path)
+    manifest = tmp_path / "scenes_manifest.json"
+    for broken in ("[1]", '{"format": "posmask-scenes"}', '{"format": "other", "config": {"seed": 3}}'):
+        manifest.write_text(broken)
+        with pytest.raises(UserError, match="not a complete scenes sample"):
+            scenes.locate(tmp_path)
+    manifest.write_text('{"format": "posmask-scenes", "config": {"seed": 3}}')
+    assert scenes.locate(tmp_path) == (tmp_path / "train" / "captions.json", tmp_path / "train" / "images", 3)
 
 
 def test_table_csv_tsv_parquet(tmp_path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.scenes.world import COLOURS, OPPOSITE, SHAPES, Group, Obj, group_relation
+from scenes.world import COLOURS, OPPOSITE, SHAPES, Group, Obj, group_relation
 
 REAL_VALSE = {  # our piece -> the real file with the same kind of entries
     "existence": "existence",

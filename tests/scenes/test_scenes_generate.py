@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.scenes import cli, ensure_scenes
-from pipeline.scenes.generate import MANIFEST
-from pipeline.scenes.world import Obj, Scene
+from scenes import cli, ensure_scenes
+from scenes.generate import MANIFEST
+from scenes.world import Obj, Scene
 from shards.errors import UserError
 
 SMALL = {"train_images": 80, "eval_images": 60, "vqa_train_images": 20}
@@ -128,7 +128,7 @@ def test_refuses_foreign_folder_and_cleans_stale_temporaries(tmp_path: Path) -> 
 
 
 def test_interrupted_generation_leaves_no_complete_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.scenes import generate
+    from scenes import generate
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")

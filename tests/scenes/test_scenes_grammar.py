@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from pipeline.scenes.grammar import captions
-from pipeline.scenes.world import COLOURS, SHAPES, sample_scene
+from scenes.grammar import captions
+from scenes.world import COLOURS, SHAPES, sample_scene
 
 CLASSES = ("NOUN", "VERB", "ADJ", "ADV", "PROPN", "DET", "AUX", "PRON", "ADP", "NUM", "CCONJ", "PUNCT")
 """The nine studied classes plus NUM, CCONJ, PUNCT."""

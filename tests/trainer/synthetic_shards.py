@@ -72,12 +72,13 @@ def draw(colour: str, shape: str, side: str, size: str, px: int, rng: random.Ran
 
 def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_image: int = 2,
                            shard_sizes: list[int] | None = None, image_px: int = 72, seed: int = 0,
-                           corrupt: int = 0, pairs: bool = False) -> Path:
+                           corrupt: int = 0, pairs: bool = False, bad_images: int = 0) -> Path:
     """A finished shard directory (manifest, tars, sizes.json) of n_images x captions_per_image samples.
 
     `shard_sizes` splits the samples unevenly (default: one shard); `corrupt` appends that many samples
-    with a broken pos.npy to the last shard (they are skipped and counted by the trainer). With `pairs`,
-    caption c of images 2k and 2k+1 share the minimal-pair label `2k-c`.
+    with a broken pos.npy to the last shard, and `bad_images` gives that many samples of every shard
+    undecodable image bytes (both are skipped and counted by the trainer). With `pairs`, caption c of
+    images 2k and 2k+1 share the minimal-pair label `2k-c`.
     """
     import webdataset as wds
 
@@ -107,6 +108,8 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
         name = f"synth-{s:06d}.tar"
         chunk = samples[start:start + count]
         start += count
+        chunk = [dict(sample, jpg=b"\xff\xd8 not a jpeg") if k < bad_images else sample
+                 for k, sample in enumerate(chunk)]
         if s == len(shard_sizes) - 1:
             for k in range(corrupt):
                 bad = dict(chunk[k % len(chunk)], __key__=f"corrupt-{k}")

@@ -1,4 +1,5 @@
-"""Streaming: per-rank epoch length, rank/worker splits over uneven shards, exact resume, corrupt samples."""
+"""Streaming: per-rank epoch length, rank/worker splits over uneven shards, exact resume (also past bad
+images), corrupt samples."""
 from __future__ import annotations
 
 from itertools import islice
@@ -12,10 +13,11 @@ from synthetic_shards import write_synthetic_shards
 from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
 
 
-def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0) -> ShardStream:
+def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0,
+           drawn: dict[int, int] | None = None) -> ShardStream:
     s = open_shards(shards)
     return ShardStream(s.urls, rank, world, epoch=epoch, seed=3, batch_size=8, image_size=32, max_len=30, pad_id=0,
-                       shuffle_buffer=50, crop_scale=(0.5, 1.0), skip_batches=skip)
+                       shuffle_buffer=50, crop_scale=(0.5, 1.0), skip_batches=skip, drawn=drawn)
 
 
 def test_sizes_and_epoch_length(uneven_shards: Path) -> None:
@@ -34,17 +36,30 @@ def test_batches_are_schema_shaped(uneven_shards: Path) -> None:
     assert image_id_hash("img1") == image_id_hash("img1") != image_id_hash("img2")
 
 
-def test_uneven_ranks_never_run_dry_and_differ(uneven_shards: Path) -> None:
-    # 3 shards, 2 ranks: rank 0 reads 1-2 shards, rank 1 the rest; both streams go on past their share.
-    first = [b["image_ids"] for b in islice(iter(stream(uneven_shards, 0, 2)), 30)]
-    second = [b["image_ids"] for b in islice(iter(stream(uneven_shards, 1, 2)), 30)]
-    assert len(first) == len(second) == 30
-    assert not torch.equal(first[0], second[0])
+def share_keys(shards: Path, consumer: int, consumers: int, npass: int = 0) -> list[str]:
+    return [sample.key for sample in stream(shards).one_pass(consumer, consumers, npass)]
 
 
-def test_more_consumers_than_shards_split_samples(uneven_shards: Path) -> None:
-    keys = [set(b["image_ids"].tolist()) for r in range(4) for b in islice(iter(stream(uneven_shards, r, 4)), 1)]
-    assert all(keys)
+def test_uneven_ranks_take_the_same_steps_by_cycling(uneven_shards: Path) -> None:
+    # 3 shards of 100/60/34 samples over 2 ranks: the ranks' shares differ, but each takes
+    # steps_per_epoch full batches; the smaller share is only enough by starting another pass.
+    steps = steps_per_epoch(open_shards(uneven_shards).total, 2, 8)
+    shares = [len(share_keys(uneven_shards, rank, 2)) for rank in (0, 1)]
+    assert min(shares) < steps * 8 < sum(shares)
+    for rank in (0, 1):
+        batches = list(islice(iter(stream(uneven_shards, rank, 2)), steps))
+        assert [len(b["ids"]) for b in batches] == [8] * steps
+    first = [next(iter(stream(uneven_shards, rank, 2)))["image_ids"] for rank in (0, 1)]
+    assert not torch.equal(first[0], first[1])
+
+
+def test_rank_and_worker_shares_are_disjoint_and_cover_every_sample(uneven_shards: Path) -> None:
+    everything = set(share_keys(uneven_shards, 0, 1))
+    assert len(everything) == 192  # 194 samples, 2 of them corrupt
+    for consumers in (2, 3, 4, 6):  # whole shards per consumer (2, 3), every n-th sample (4, 6)
+        shares = [share_keys(uneven_shards, c, consumers) for c in range(consumers)]
+        assert sum(len(keys) for keys in shares) == len(everything), consumers
+        assert set().union(*shares) == everything, consumers
 
 
 def test_resume_skips_to_the_same_batches(uneven_shards: Path) -> None:
@@ -59,6 +74,22 @@ def test_epochs_reshuffle(uneven_shards: Path) -> None:
     a = next(iter(stream(uneven_shards, epoch=0)))["image_ids"]
     b = next(iter(stream(uneven_shards, epoch=1)))["image_ids"]
     assert not torch.equal(a, b)
+
+
+def test_resume_with_bad_images_in_the_consumed_part(tmp_path: Path) -> None:
+    # Bad images are drawn from the stream but not batched: a resume must skip what was drawn,
+    # not `batches x batch_size`, or every later batch shifts.
+    shards = write_synthetic_shards(tmp_path / "bad", n_images=60, shard_sizes=[40, 40, 40], bad_images=6)
+    for workers in (0, 2):
+        full = list(islice(iter(make_loader(stream(shards), workers, False)), 7))
+        roles = max(1, workers)
+        drawn = {b % roles: int(full[b]["drawn"]) for b in range(4)}
+        assert all(int(full[b]["corrupt"]) > 0 for b in range(4 - roles, 4))  # bad images among the first 4
+        resumed = list(islice(iter(make_loader(stream(shards, skip=4, drawn=drawn), workers, False)), 3))
+        for a, b in zip(full[4:], resumed):
+            assert torch.equal(a["ids"], b["ids"]) and torch.equal(a["pixels"], b["pixels"])
+        naive = next(iter(make_loader(stream(shards, skip=4), workers, False)))
+        assert not torch.equal(naive["ids"], full[4]["ids"])  # what the old resume did
 
 
 def test_corrupt_samples_skipped_and_counted(uneven_shards: Path) -> None:

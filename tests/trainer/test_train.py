@@ -41,11 +41,12 @@ def test_run_writes_everything(uneven_shards: Path, tmp_path: Path) -> None:
     for key in ("lr", "mlm", "itc", "itm", "masked_share", "samples_per_s", "data_wait_share", "peak_mem_mb"):
         assert key in records[-1]
     assert 0 < records[-1]["masked_share"] < 0.5
-    assert json.loads((run / "run_config.json").read_text())["ratio"] == 0.7
+    assert json.loads((run / "run_config.json").read_text())["mask"] == {"classes": ["DET"], "ratio": 0.7,
+                                                                       "name": "DET"}
     model = load_pretrained(run)
     assert model.config.image_size == 64
-    again = pretrain("--pos", "DET", "--ratio", "0.7", "--shards", str(uneven_shards), "--run", str(run),
-                     "--max-steps", "3", *FAST)  # finished: resumes at the end and only re-exports
+    again = pretrain("--pos", "det", "--ratio", "0.70", "--shards", str(uneven_shards), "--run", str(run),
+                     "--max-steps", "3", *FAST)  # the same run however typed: resumes at the end, re-exports
     assert len(read_metrics(run / "metrics.jsonl")) == 3 and "resumed" in again.stderr
     clash = pretrain("--pos", "NOUN", "--ratio", "0.7", "--shards", str(uneven_shards), "--run", str(run),
                      "--max-steps", "3", *FAST, check=False)

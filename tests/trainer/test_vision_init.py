@@ -14,7 +14,7 @@ from trainer.vision_init import RECORD, WEIGHTS, VisionInitConfig, ensure_vision
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.scenes import ensure_scenes
+    from scenes import ensure_scenes
 
     root = tmp_path_factory.mktemp("vision") / "scenes"
     ensure_scenes(root, 0, train_images=60, eval_images=4, vqa_train_images=0)

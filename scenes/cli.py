@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate (or confirm) the scenes folder and print where its parts are."""
     from pathlib import Path
 
-    from pipeline.scenes.generate import ensure_scenes
+    from scenes.generate import ensure_scenes
 
     root = Path(args.out)
     captions, images = ensure_scenes(

@@ -6,7 +6,7 @@ import math
 
 from PIL import Image, ImageDraw
 
-from pipeline.scenes.world import CANVAS, SIZE_PX, Obj, Scene
+from scenes.world import CANVAS, SIZE_PX, Obj, Scene
 
 SUPERSAMPLE = 4
 """Draw at this many times the final size, then box-downsample: smooth edges, still fast."""

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scenes import foils, formats, readme, vqa
+from scenes.grammar import captions as make_captions
+from scenes.render import render_jpeg
+from scenes.world import Scene, sample_scene, shape_twin
 from shards.errors import UserError
-
-from pipeline.scenes import foils, formats, readme, vqa
-from pipeline.scenes.grammar import captions as make_captions
-from pipeline.scenes.render import render_jpeg
-from pipeline.scenes.world import Scene, sample_scene, shape_twin
+from shards.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,10 @@ def _scene_table(data: SplitData) -> dict[str, Any]:
 
 def generate(out: Path, config: ScenesConfig) -> dict[str, int]:
     """Write the full sample into the (new, empty) folder `out`; returns file counts."""
-    from tqdm import tqdm
-
     config.validate()
     total = config.eval_images + config.vqa_train_images + config.train_images
-    with tqdm(total=total, desc="scenes", unit="img", mininterval=1.0) as bar:
-        tick: Callable[[], None] = lambda: bar.update(1)  # noqa: E731
+    with Progress(total, desc="scenes", unit="img") as bar:
+        tick: Callable[[], None] = bar.update
         images = out / "eval" / "images"
         held_out = _make_split("eval", EVAL_ID0, config.eval_images, config, set(), images, True, tick)
         eval_sigs = {s.signature() for s in held_out.scenes}
@@ -235,8 +233,8 @@ def ensure_scenes(
 
     A complete folder is reused. If it was made with other explicitly requested sizes, or another
     generator version, that is an error unless `overwrite` (then it is regenerated). A different
-    seed alone only logs a warning and reuses the folder (so `tag-shards` picks up what
-    `make-scenes --seed N` made), unless `strict_seed` (the `make-scenes` command) or `overwrite`.
+    seed alone only logs a warning and reuses the folder, unless `strict_seed` (the `make-scenes`
+    command) or `overwrite`.
     Generation writes into a temporary sibling folder and renames it into place.
     """
     root = Path(root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.scenes.generate import ScenesConfig
+    from scenes.generate import ScenesConfig
 
 TEMPLATE = """# posmask scenes (generated; seed {seed})
 

@@ -14,7 +14,7 @@ __all__ = ["ensure_scenes"]
 
 def ensure_scenes(root: Path, seed: int = 0, **kwargs: Any) -> tuple[Path, Path]:
     """Generate the whole sample under `root` unless already complete; return the training
-    `(captions_json, image_root)`. Keyword options: see `pipeline.scenes.generate.ensure_scenes`."""
-    from pipeline.scenes.generate import ensure_scenes as _ensure
+    `(captions_json, image_root)`. Keyword options: see `scenes.generate.ensure_scenes`."""
+    from scenes.generate import ensure_scenes as _ensure
 
     return _ensure(root, seed, **kwargs)

@@ -12,8 +12,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.scenes.grammar import NUMBER_WORDS
-from pipeline.scenes.world import COLOURS, OPPOSITE, RELATIONS, SHAPES, Scene, group_relation, pick, shuffled
+from scenes.grammar import NUMBER_WORDS
+from scenes.world import COLOURS, OPPOSITE, RELATIONS, SHAPES, Scene, group_relation, pick, shuffled
 
 QUESTIONS_PER_TYPE = 2
 REL_TEXT = {"above": "above", "below": "below", "left": "left of", "right": "right of"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.scenes.world import CANVAS
+from scenes.world import CANVAS
 
 CAPTION_ID_STRIDE = 10
 """Annotation id = image_id * 10 + caption index (so keys read `coco-<image_id>-<id>`)."""

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.scenes.grammar import (
+from scenes.grammar import (
     NAMES,
     NUMBER_WORDS,
     PICTURE_WORDS,
@@ -31,7 +31,7 @@ from pipeline.scenes.grammar import (
     relation_phrase,
     there_be,
 )
-from pipeline.scenes.world import COLOURS, OPPOSITE, SHAPES, Group, Scene, aligned, group_relations, pick, shuffled
+from scenes.world import COLOURS, OPPOSITE, SHAPES, Group, Scene, aligned, group_relations, pick, shuffled
 
 VALID_MTURK = {"foil": 0, "caption": 3, "other": 0}
 """Synthetic foils are false by construction: every entry is in the valid subset (caption >= 2)."""

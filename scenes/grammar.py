@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from pipeline.scenes.world import SHAPES, Group, Scene, aligned, group_relations, pick, shuffled, weighted
+from scenes.world import SHAPES, Group, Scene, aligned, group_relations, pick, shuffled, weighted
 
 NAMES = ("Anna", "Tom", "Maria", "Lena", "David", "Sofia", "Peter", "Emma", "Jonas", "Laura", "Oliver", "Clara")
 """Painters: the proper nouns of the corpus."""
