@@ -20,8 +20,19 @@ PRESET      ?= tiny
 SHARDS      ?= data/shards/scenes
 GPUS        ?= 1
 NPROC       ?=
+# several machines (torchrun's static rendezvous): the same command on each, NODE_RANK 0..NNODES-1
+NNODES      ?=
+NODE_RANK   ?=
+MASTER_ADDR ?=
+MASTER_PORT ?=
 RUN         ?=# default: posmask names the run folder (runs/PRESET-POS-RATIO[-albef])
 ALBEF       ?=
+# masking beyond the thesis (trainer/README.md, "Masking spec")
+WHOLE_WORD  ?=
+BUDGET      ?=
+FALLBACK    ?=
+CURRICULUM  ?=
+LOSS_WEIGHTS ?=
 EPOCHS      ?=
 MAX_STEPS   ?=
 # the tiny preset's supervised image-encoder start (make vision-init); used by pretrain when it exists
@@ -33,11 +44,19 @@ DATA        ?=
 IMAGES      ?=
 EVAL_ARGS   ?=
 RUNS        ?= $(filter-out $(VISION_INIT),$(wildcard runs/*))
+# study (OUT, GPUS and TASKS are passed only when given on the command line)
+GRID        ?= thesis
+SEEDS       ?= 1
+GPUS_PER_RUN ?= 1
+PARALLEL    ?= 1
+REFERENCE   ?=
+WITH_THESIS ?=
+given        = $(filter command line environment,$(origin $(1)))
 
-.PHONY: install demo test bench tag-shards make-scenes vision-init pretrain eval report clean help
+.PHONY: install demo test bench tag-shards make-scenes vision-init scenes-data pretrain eval report study clean help
 
 help:
-	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b'"
+	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,19 +83,39 @@ vision-init: $(STAMP)
 	$(POSMASK) vision-init --scenes $(SRC) --out $(VISION_INIT)
 
 pretrain: $(STAMP)
-	$(POSMASK) pretrain --pos $(POS) $(if $(RATIO),--ratio $(RATIO)) --preset $(PRESET) --shards $(SHARDS) \
+	$(POSMASK) pretrain $(if $(CURRICULUM),--curriculum '$(CURRICULUM)',--pos $(POS)) $(if $(RATIO),--ratio $(RATIO)) \
+		$(if $(filter 1 yes true,$(WHOLE_WORD)),--whole-word) $(if $(BUDGET),--budget $(BUDGET)) \
+		$(if $(FALLBACK),--fallback $(FALLBACK)) $(if $(LOSS_WEIGHTS),--loss-weights '$(LOSS_WEIGHTS)') \
+		--preset $(PRESET) --shards $(SHARDS) \
 		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) $(if $(RUN),--run $(RUN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION)) $(if $(ALBEF),--albef)
+		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION)) $(if $(ALBEF),--albef) \
+		$(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
+		$(if $(MASTER_ADDR),--master-addr $(MASTER_ADDR)) $(if $(MASTER_PORT),--master-port $(MASTER_PORT))
 
 eval: $(STAMP)
 	$(if $(RUN),,$(error make eval needs RUN=runs/NAME))
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
 
 report: $(STAMP)
-	$(POSMASK) report --runs $(RUNS) --out report
+	$(POSMASK) report --runs $(RUNS) --out report $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis)
+
+# the built-in scenes sample, tagged (training captions, and evaluation captions for the probe), and the tiny
+# preset's image-encoder start; every step reuses what is already complete
+scenes-data: $(STAMP)
+	$(POSMASK) make-scenes --out data/scenes
+	$(POSMASK) tag-shards --format scenes --src data/scenes --out data/shards/scenes --workers $(WORKERS)
+	$(POSMASK) tag-shards --format coco --src data/scenes/eval/captions.json --images data/scenes/eval/images \
+		--out data/shards/scenes-eval --workers $(WORKERS)
+	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT)
+
+study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
+	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \
+		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
+		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
+		$(if $(call given,OUT),--out $(OUT)) $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis)
 
 demo: $(STAMP)
-	bash scripts/demo.sh
+	$(MAKE) study GRID=demo PRESET=tiny
 
 clean:
-	rm -rf data runs report
+	rm -rf data runs report studies

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",
     "report": "evaluation.cli_report",
+    "study": "study.cli",
 }
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--"]:  # torchrun relaunches pass "--" so that torchrun does not parse our flags itself
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    args.argv = list(argv)  # what a torchrun relaunch passes on (trainer.distributed.launch_torchrun)
+    args.argv = list(argv)  # what a torchrun relaunch passes on (trainer.launch.launch_torchrun)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

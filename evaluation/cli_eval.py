@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evaluation.items import ITEM_FILES
 from evaluation.runs import TASKS
 from shards.errors import UserError
 from shards.manifest import CAPTIONS_NAME
+from trainer.launch import add_launch_options
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
 DEFAULT_SCENES = "data/scenes/eval"
@@ -34,13 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch when encoding (default 64)")
     parser.add_argument("--workers", type=int, help="image-decoding workers (default: by CPU count)")
     parser.add_argument("--gpus", type=int, default=1, help="processes for VQA fine-tuning (relaunches under torchrun)")
+    add_launch_options(parser)
     g = parser.add_argument_group("retrieval")
     g.add_argument("--k", type=int, default=128, help="top-k by ITC re-ranked with ITM (default 128)")
     g.add_argument("--itm-batch-size", type=int, default=256, help="pairs per ITM batch (default 256)")
     g.add_argument("--ties", choices=("pessimistic", "optimistic", "expected"), default="pessimistic",
-                   help="how score ties count in recall@k (default pessimistic)")
+                   help="how score ties count in recall@k (default pessimistic); ALBEF's argsort recall lies "
+                        "between pessimistic and optimistic, and equals all three when no score ties")
+    g.add_argument("--rerank-score", choices=("logodds", "logit"), default="logodds",
+                   help="ITM score of the re-ranked top k: logodds (default), match minus no-match logit; "
+                        "logit: the raw match logit, as ALBEF (the order can differ)")
     g = parser.add_argument_group("VALSE")
     g.add_argument("--valse-all", action="store_true", help="score every entry, not only the valid subset")
+    g.add_argument("--valse-convention", choices=("posmask", "valse"), default="posmask",
+                   help="posmask (default): acc_r compares match probabilities, a foil is detected below 0.5; "
+                        "valse (the VALSE authors' script): acc_r compares raw match logits, a foil is detected "
+                        "when its no-match logit >= its match logit")
     g = parser.add_argument_group("VQA")
     g.add_argument("--vqa-answers", help="answer list JSON (e.g. the standard 3,129); default: top-K training answers")
     g.add_argument("--vqa-top-k", type=int, default=3129, help="answers kept without --vqa-answers (default 3129)")
@@ -105,10 +116,12 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"--run {run_dir}: no such directory")
 
-    from trainer.distributed import DistInfo, launch_torchrun, setup, teardown, under_torchrun
+    from trainer.distributed import DistInfo, setup, teardown
+    from trainer.launch import launch_from_args, launch_torchrun, under_torchrun
 
-    if args.gpus > 1 and not under_torchrun():
-        return launch_torchrun(args.gpus, args.argv)
+    launch = launch_from_args(args, args.gpus)
+    if launch.multiprocess and not under_torchrun():
+        return launch_torchrun(launch, args.argv)
     from evaluation.common import load_model, pick_device, write_result
 
     info = setup(pick_device(args.device).type == "cuda")
@@ -147,11 +160,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _retrieval(model, inp, args, info, out_dir) -> dict[str, Any]:
+    from evaluation.common import write_result
     from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
 
     data = load_retrieval_set(inp["data"], inp["images"])
-    return evaluate_retrieval(model, data, info.device, k=args.k, batch_size=args.batch_size,
-                              itm_batch_size=args.itm_batch_size, ties=args.ties, workers=args.workers)
+    result, items = evaluate_retrieval(model, data, info.device, k=args.k, batch_size=args.batch_size,
+                                       itm_batch_size=args.itm_batch_size, ties=args.ties, workers=args.workers,
+                                       rerank_score=args.rerank_score)
+    write_result(out_dir / ITEM_FILES["retrieval"], items)
+    return result
 
 
 def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
@@ -161,9 +178,9 @@ def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
     pieces = load_valse(inp["data"], valid_only=not args.valse_all)
     roots = parse_image_roots(inp["images"])
     result, rows = evaluate_valse(model, pieces, roots, info.device, batch_size=max(1, args.batch_size // 2),
-                                  workers=args.workers)
+                                  workers=args.workers, convention=args.valse_convention)
     result["valid_only"] = not args.valse_all
-    write_result(out_dir / "valse_entries.json", rows)
+    write_result(out_dir / ITEM_FILES["valse"], rows)
     return result
 
 
@@ -184,12 +201,14 @@ def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
                            eval_batch_size=args.batch_size)
     backbone = f"{args.run_dir}/model.safetensors sha256 {sha256_file(Path(args.run_dir) / 'model.safetensors')}"
-    result, predictions = run_vqa(model, train, evals, vocab, settings, info, out_dir / VQA_RUN, backbone)
+    result, predictions, items = run_vqa(model, train, evals, vocab, settings, info, out_dir / VQA_RUN, backbone)
     if not info.is_main:
         return None
     name = f"vqa_predictions_{args.vqa_eval_split}.json"
     write_result(out_dir / name, predictions)
     result["predictions"] = name
+    if items:
+        write_result(out_dir / ITEM_FILES["vqa"], items)
     return result
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from shards.errors import UserError
 
-HELP = "write Markdown tables and figures comparing runs (retrieval, VALSE, VQA, ratio, probe, losses, POS histogram)"
+HELP = ("write tables (Markdown, CSV, LaTeX; thesis layout; seed spreads and paired-bootstrap intervals) and "
+        "figures comparing runs")
 log = logging.getLogger("evaluation")
 
 
@@ -16,6 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="run directories to compare")
     parser.add_argument("--out", default="report", help="report folder (default report)")
     parser.add_argument("--title", default="posmask report", help="title of index.md")
+    parser.add_argument("--reference", default="random 0.15",
+                        help="the method every row is compared with (a run label such as 'random 0.15' or "
+                             "'random-0.15', or a run folder name; default random 0.15); a name no run has turns the tests off")
+    parser.add_argument("--with-thesis", action="store_true",
+                        help="add the thesis's published numbers under each of Tables 4.1-4.5, labelled as such")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         if not r.results:
             log.warning("%s has no evaluation results yet", r.path)
-    index = build_report(runs, Path(args.out), args.title)
+    index = build_report(runs, Path(args.out), args.title, reference=args.reference, with_thesis=args.with_thesis)
     print(f"report: {index}")
     return 0

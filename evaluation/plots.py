@@ -1,4 +1,4 @@
-"""Report figures: loss curves overlaid per run, the POS histogram of the training shards, a score summary.
+"""Report figures: loss curves per method, the POS histogram of the training shards, a score summary.
 
 The drawing of loss curves and of the histogram lives with their owners (`trainer.plots`,
 `shards.histogram`); this module gathers the report's data for them and draws the summary.
@@ -10,24 +10,35 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from evaluation.runs import RunInfo
-from shards.figures import pyplot, save_png
+from evaluation.study_tables import Method
+from shards.figures import pyplot, save_figure
 from shards.histogram import plot_histogram
 from trainer.metrics import read_metrics
-from trainer.plots import plot_loss_curves
+from trainer.plots import LOSSES, plot_loss_curves
 
 log = logging.getLogger(__name__)
 
 
-def plot_run_losses(runs: Sequence[RunInfo], out: Path) -> Path | None:
-    """Training losses of every run that has a metrics.jsonl, one line per run; None without data."""
-    def label(r: RunInfo) -> str:
-        return r.label if sum(x.label == r.label for x in runs) == 1 else r.name
+def method_curves(methods: Sequence[Method]) -> dict[str, list[dict[str, float]]]:
+    """Each method's training losses, averaged over its seeds step by step (steps all seeds logged)."""
+    curves = {}
+    for method in methods:
+        per_seed = [{int(r["step"]): r for r in read_metrics(run.path / "metrics.jsonl") if "step" in r}
+                    for run in method.runs]
+        steps = sorted(set.intersection(*(set(s) for s in per_seed))) if per_seed else []
+        curves[method.label] = [
+            {"step": step} | {key: sum(float(s[step].get(key, 0.0)) for s in per_seed) / len(per_seed)
+                              for key in LOSSES}
+            for step in steps]
+    return curves
 
-    return plot_loss_curves({label(r): read_metrics(r.path / "metrics.jsonl") for r in runs}, out)
+
+def plot_curves(curves: dict[str, list[dict[str, float]]], loss: str, out: Path, *also: Path) -> Path | None:
+    """One loss against step, one line per method, log scale; None without data."""
+    return plot_loss_curves(curves, out, "", (loss,), *also)
 
 
-def plot_pos_histogram(hist_path: Path, out: Path, title: str = "") -> Path | None:
+def plot_pos_histogram(hist_path: Path, out: Path, title: str = "", *also: Path) -> Path | None:
     """The UPOS bar chart of a shard output's pos_histogram.json; None when it is unreadable or empty."""
     try:
         hist = json.loads(hist_path.read_text(encoding="utf-8"))
@@ -37,10 +48,11 @@ def plot_pos_histogram(hist_path: Path, out: Path, title: str = "") -> Path | No
     if not isinstance(hist, dict):
         log.warning("%s: not a POS histogram", hist_path)
         return None
-    return plot_histogram(hist, out, title=title or "UPOS counts of the training shards")
+    return plot_histogram(hist, out, title or "UPOS counts of the training shards", *also)
 
 
-def plot_summary(labels: Sequence[str], rows: Sequence[Mapping[str, float | None]], out: Path) -> Path | None:
+def plot_summary(labels: Sequence[str], rows: Sequence[Mapping[str, float | None]], out: Path,
+                 *also: Path) -> Path | None:
     """Grouped bars, one group per run label, one bar per headline number of its row (e.g. retrieval mean
     recall, VALSE acc_r, VQA overall); numbers nobody has are left out; None when there are none."""
     series = {k: [row[k] for row in rows] for k in (rows[0] if rows else {})}
@@ -58,4 +70,4 @@ def plot_summary(labels: Sequence[str], rows: Sequence[Mapping[str, float | None
     ax.legend(fontsize=8, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    return save_png(fig, out)
+    return save_figure(fig, out, *also)

@@ -123,14 +123,14 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
 def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0, batch_size: int = 32,
               workers: int | None = None, n_examples: int = 5) -> dict[str, Any]:
     """Score originals and perturbations; per-variant mean probability and original-wins share."""
-    from evaluation.scoring import score_images_with_texts
+    from evaluation.scoring import match_score, score_images_with_texts
 
     vocab = Vocabulary.build([(it.words, it.upos) for it in items])
     texts = [perturb(it.words, it.upos, vocab, seed * 1_000_003 + i) for i, it in enumerate(items)]
     names = ("original",) + VARIANTS
-    log_odds, _ = score_images_with_texts(model, [it.image for it in items], [[t[n] for n in names] for t in texts],
-                                          device, batch_size, workers, desc="probe")
-    probs = log_odds.sigmoid().double().numpy()
+    logits, _ = score_images_with_texts(model, [it.image for it in items], [[t[n] for n in names] for t in texts],
+                                        device, batch_size, workers, desc="probe")
+    probs = match_score(logits).sigmoid().double().numpy()
     good = ~np.isnan(probs).any(axis=1)
     probs = probs[good]
     orig = probs[:, 0]

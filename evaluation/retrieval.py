@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from evaluation.common import load_json
-from evaluation.retrieval_metric import retrieval_metrics
-from evaluation.scoring import encode_images, encode_texts, itc_similarity, itm_log_odds
+from evaluation.retrieval_metric import KS, metrics_from_hits, retrieval_hits
+from evaluation.scoring import encode_images, encode_texts, itc_similarity, itm_logits, match_score
 from shards.errors import UserError
 from shards.progress import progress
 
@@ -67,9 +67,10 @@ def load_retrieval_set(annotation: str | os.PathLike[str], image_root: str | os.
 
 @torch.no_grad()
 def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: torch.Tensor,
-           txt_tokens: torch.Tensor, txt_mask: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Scores [queries, candidates]: ITM log-odds on each query's top k by ITC; elsewhere the ITC
-    similarity shifted below the lowest ITM score (so R@n beyond k still follows ITC)."""
+           txt_tokens: torch.Tensor, txt_mask: torch.Tensor, batch_size: int, score: str = "logodds") -> torch.Tensor:
+    """Scores [queries, candidates]: the ITM score (`score`: log-odds, or the raw match logit as ALBEF; see
+    evaluation.scoring.match_score) on each query's top k by ITC; elsewhere the ITC similarity shifted below
+    the lowest ITM score (so R@n beyond k still follows ITC)."""
     k = min(k, sims.shape[1])
     top = sims.topk(k, dim=1).indices  # [Q, k]
     queries = torch.arange(sims.shape[0], device=sims.device).unsqueeze(1).expand(-1, k).reshape(-1)
@@ -83,7 +84,8 @@ def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: 
         sel = order[start:start + batch_size]
         img_idx, txt_idx = img_all[sel], txt_all[sel]
         length = int(lengths[txt_idx].max())  # trim the padding this batch does not need
-        itm[sel] = itm_log_odds(model, img_tokens[img_idx], txt_tokens[txt_idx, :length], txt_mask[txt_idx, :length])
+        logits = itm_logits(model, img_tokens[img_idx], txt_tokens[txt_idx, :length], txt_mask[txt_idx, :length])
+        itm[sel] = match_score(logits, score)
     # below the top k keep the ITC order, shifted under every ITM score (by no more than needed, to keep precision)
     scores = sims.float() + (float(itm.min()) - 2.0 - float(sims.max()) + 1.0 if itm.numel() else 0.0)
     scores[queries, cands] = itm
@@ -92,27 +94,34 @@ def rerank(model, sims: torch.Tensor, k: int, query_is_image: bool, img_tokens: 
 
 def evaluate_retrieval(model, data: RetrievalSet, device: torch.device, k: int = 128, batch_size: int = 64,
                        itm_batch_size: int = 128, ties: str = "pessimistic",
-                       workers: int | None = None) -> dict[str, Any]:
-    """ITC + ITM-re-ranked retrieval metrics on one retrieval set."""
+                       workers: int | None = None,
+                       rerank_score: str = "logodds") -> tuple[dict[str, Any], dict[str, Any]]:
+    """ITC + ITM-re-ranked retrieval metrics on one retrieval set, and the per-query hits at k = 1, 5, 10
+    (TR: one row per image; IR: one row per caption) for paired comparisons between runs."""
     log.info("retrieval: %d images, %d captions, re-rank top %d", len(data.images), len(data.texts), k)
     img_tokens, img_feat = encode_images(model, data.images, device, batch_size, workers)
     txt_tokens, txt_mask, txt_feat = encode_texts(model, data.texts, device, batch_size)
     sims = itc_similarity(img_feat, txt_feat)  # [Ni, Nt]
-    itc = retrieval_metrics(sims.cpu().numpy(), sims.T.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
-    i2t = rerank(model, sims, k, True, img_tokens, txt_tokens, txt_mask, itm_batch_size)
-    t2i = rerank(model, sims.T.contiguous(), k, False, img_tokens, txt_tokens, txt_mask, itm_batch_size)
-    itm = retrieval_metrics(i2t.cpu().numpy(), t2i.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
+    itc = metrics_from_hits(*retrieval_hits(sims.cpu().numpy(), sims.T.cpu().numpy(), data.txt2img, data.img2txt,
+                                            ties=ties))
+    i2t = rerank(model, sims, k, True, img_tokens, txt_tokens, txt_mask, itm_batch_size, rerank_score)
+    t2i = rerank(model, sims.T.contiguous(), k, False, img_tokens, txt_tokens, txt_mask, itm_batch_size, rerank_score)
+    tr_hits, ir_hits = retrieval_hits(i2t.cpu().numpy(), t2i.cpu().numpy(), data.txt2img, data.img2txt, ties=ties)
+    itm = metrics_from_hits(tr_hits, ir_hits)
     log.info("retrieval ITM: TR@1 %.2f IR@1 %.2f mean %.2f (ITC mean %.2f)",
              itm["tr_r1"], itm["ir_r1"], itm["r_mean"], itc["r_mean"])
+    items = {"ks": list(KS), "tr": {"ids": [str(p) for p in data.images], "hits": tr_hits.tolist()},
+             "ir": {"ids": data.texts, "hits": ir_hits.tolist()}}
     return {
         "task": "retrieval",
         "n_images": len(data.images),
         "n_texts": len(data.texts),
         "k_rerank": k,
+        "rerank_score": rerank_score,
         "ties": ties,
         "metrics": itm,
         "itc": itc,
         "chance_r1": {"tr": 100.0 * float(np.mean([len(t) for t in data.img2txt])) / max(len(data.texts), 1),
                       "ir": 100.0 / max(len(data.images), 1)},
         "missing_images": data.missing,
-    }
+    }, items

@@ -36,13 +36,14 @@ def _hit_probability(greater: int, tied_neg: int, tied_pos: int, k: int, ties: s
     return 1.0 - p_all_negative
 
 
-def recall_at_k(
+def query_hits(
     scores: np.ndarray,
     positives: Sequence[Sequence[int]],
     ks: Sequence[int] = (1, 5, 10),
     ties: str = "pessimistic",
-) -> dict[int, float]:
-    """Recall@k in percent: share of queries (rows of `scores`) with a positive in their top k.
+) -> np.ndarray:
+    """[queries, len(ks)]: the probability that each query (row of `scores`) has a positive in its top k
+    (0 or 1, fractional only for `expected` ties). Recall@k is the column mean.
 
     `scores` is [queries, candidates] (higher is better); `positives[q]` lists the candidate
     indices that are correct for query q (at least one each).
@@ -52,7 +53,7 @@ def recall_at_k(
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != len(positives):
         raise ValueError(f"scores {scores.shape} does not match {len(positives)} queries")
-    hits = {k: 0.0 for k in ks}
+    hits = np.zeros((len(positives), len(ks)))
     for q, pos in enumerate(positives):
         if len(pos) == 0:
             raise ValueError(f"query {q} has no positive")
@@ -64,28 +65,46 @@ def recall_at_k(
         greater = int(np.count_nonzero(row[negative] > best))
         tied_neg = int(np.count_nonzero(row[negative] == best))
         tied_pos = int(np.count_nonzero(row[pos_idx] == best))
-        for k in ks:
-            hits[k] += _hit_probability(greater, tied_neg, tied_pos, k, ties)
-    n = max(len(positives), 1)
-    return {k: 100.0 * hits[k] / n for k in ks}
+        hits[q] = [_hit_probability(greater, tied_neg, tied_pos, k, ties) for k in ks]
+    return hits
 
 
-def retrieval_metrics(
+def recall_at_k(
+    scores: np.ndarray,
+    positives: Sequence[Sequence[int]],
+    ks: Sequence[int] = (1, 5, 10),
+    ties: str = "pessimistic",
+) -> dict[int, float]:
+    """Recall@k in percent: share of queries with a positive in their top k (see `query_hits`)."""
+    hits = query_hits(scores, positives, ks, ties)
+    means = hits.mean(axis=0) if len(hits) else np.zeros(len(ks))
+    return {k: 100.0 * float(m) for k, m in zip(ks, means)}
+
+
+KS: tuple[int, ...] = (1, 5, 10)
+
+
+def retrieval_hits(
     i2t: np.ndarray,
     t2i: np.ndarray,
     txt2img: Sequence[int],
     img2txt: Sequence[Sequence[int]],
     ties: str = "pessimistic",
-) -> dict[str, float]:
-    """TR (image -> text) and IR (text -> image) R@1/5/10, their means and the overall mean (percent).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query hits at k = 1, 5, 10: TR (one row per image) and IR (one row per text).
 
     `i2t` is [images, texts], `t2i` is [texts, images]; `txt2img[t]` is the image of text t and
     `img2txt[i]` the texts of image i.
     """
-    tr = recall_at_k(i2t, img2txt, ties=ties)
-    ir = recall_at_k(t2i, [[i] for i in txt2img], ties=ties)
-    out = {f"tr_r{k}": v for k, v in tr.items()} | {f"ir_r{k}": v for k, v in ir.items()}
-    out["tr_mean"] = float(np.mean(list(tr.values())))
-    out["ir_mean"] = float(np.mean(list(ir.values())))
+    return query_hits(i2t, img2txt, KS, ties), query_hits(t2i, [[i] for i in txt2img], KS, ties)
+
+
+def metrics_from_hits(tr: np.ndarray, ir: np.ndarray) -> dict[str, float]:
+    """TR and IR R@1/5/10, their means and the overall mean (percent) from per-query hits."""
+    out = {f"tr_r{k}": 100.0 * float(tr[:, j].mean()) for j, k in enumerate(KS)}
+    out |= {f"ir_r{k}": 100.0 * float(ir[:, j].mean()) for j, k in enumerate(KS)}
+    out["tr_mean"] = float(np.mean([out[f"tr_r{k}"] for k in KS]))
+    out["ir_mean"] = float(np.mean([out[f"ir_r{k}"] for k in KS]))
     out["r_mean"] = (out["tr_mean"] + out["ir_mean"]) / 2
     return out
+

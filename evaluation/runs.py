@@ -5,15 +5,17 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainer.config import RUN_CONFIG, TrainConfig, read_run_config
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 NON_FUNCTIONAL: tuple[str, ...] = ("NOUN", "VERB", "ADJ", "ADV", "PROPN")
 FUNCTIONAL: tuple[str, ...] = ("DET", "AUX", "PRON", "ADP")
 BASELINES: tuple[str, ...] = ("random", "none", "albef")
+EXTENSIONS = "Extensions"  # runs masked beyond the thesis (variants of the mask, loss weights)
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Non-functional", NON_FUNCTIONAL), ("Functional", FUNCTIONAL), ("Baselines", BASELINES))
 TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")  # each writes RUN/eval/<task>.json
@@ -48,17 +50,34 @@ class RunInfo:
         return self.record.to_dict() if self.record else {}
 
     @property
+    def extended(self) -> bool:
+        """True for a mask or loss schedule beyond the thesis (per-class ratios, whole words, budgets,
+        fallback, curricula, loss weights)."""
+        if not self.record:
+            return False
+        m = self.record.mask
+        return bool(m.ratios or m.whole_word or m.budget is not None or m.fallback != "none" or m.stages
+                    or not self.record.loss_weights.is_default)
+
+    @property
     def label(self) -> str:
-        """What was masked, e.g. `NOUN 0.7`, `random 0.15`, `none`, `ALBEF (random 0.15)`."""
-        text = self.method
-        if self.ratio is not None:
-            ratio = f"{self.ratio:g}"
-            text = f"{self.method} {ratio if '.' in ratio else ratio + '.0'}"
+        """What was masked, e.g. `NOUN 0.7`, `random 0.15`, `none`, `ALBEF (random 0.15)`; the mask's own label
+        for the extensions (`NOUN-0.7-w`, `DET-b0.15`, `cur-DET>NOUN-0.7`, `random-0.15 lw-mlm0.2to1`)."""
+        if self.extended:
+            weights = self.record.loss_weights
+            text = self.record.mask.report_label + ("" if weights.is_default else f" lw-{weights.label}")
+        else:
+            text = self.method
+            if self.ratio is not None:
+                ratio = f"{self.ratio:g}"
+                text = f"{self.method} {ratio if '.' in ratio else ratio + '.0'}"
         return f"ALBEF ({text})" if self.albef else text
 
     @property
     def group(self) -> str:
-        """The report group of the method (a GROUPS name, or "Other")."""
+        """The report group of the method (a GROUPS name, Extensions, or "Other")."""
+        if self.extended:
+            return EXTENSIONS
         key = "albef" if self.albef else self.method
         return next((group for group, methods in GROUPS if key in methods), "Other")
 
@@ -67,7 +86,8 @@ class RunInfo:
         order = [m for _, ms in GROUPS for m in ms]
         key = "albef" if self.albef else self.method
         idx = order.index(key) if key in order else len(order)
-        gidx = [g for g, _ in GROUPS].index(self.group) if self.group != "Other" else len(GROUPS)
+        names = [g for g, _ in GROUPS] + [EXTENSIONS]
+        gidx = names.index(self.group) if self.group in names else len(names)
         return gidx, idx, self.ratio or 0.0, self.name
 
     @property
@@ -78,6 +98,8 @@ class RunInfo:
 
 def load_run(path: str | Path) -> RunInfo:
     """Read the run record and every RUN/eval/<task>.json present."""
+    from trainer.config import RUN_CONFIG, read_run_config
+
     path = Path(path)
     record = read_run_config(path)
     if record is None and (path / RUN_CONFIG).is_file():

@@ -1,7 +1,8 @@
 """The one scoring loop of the zero-shot tasks: encode images and texts, score image-text pairs with ITM and ITC.
 
-Encoders and fusion run under `autocast` (bf16 on GPU). The ITM head and the ITC similarity always run
-in float32 with autocast off: bf16 keeps 8 bits of mantissa, and rounded scores tie.
+Encoders and fusion run under `autocast` (bf16 on GPU). The ITM head and the ITC similarity run in float32
+whatever the autocast, in the model itself (trainer.precision): bf16 keeps 8 bits of mantissa, and rounded
+scores tie.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from evaluation.common import image_loader, tokenize
 from shards.errors import UserError
 from shards.progress import progress
 from trainer.engine import autocast
+from trainer.precision import similarity as itc_similarity  # the ITC ranking score, in float32
+
+ITM_SCORES: tuple[str, ...] = ("logodds", "logit")
 
 
 @dataclass
@@ -69,47 +73,47 @@ def encode_texts(model, texts: Sequence[str], device: torch.device, batch_size: 
     return torch.cat(tokens), mask, torch.cat(feats)
 
 
-def itc_similarity(img_feat: torch.Tensor, txt_feat: torch.Tensor) -> torch.Tensor:
-    """Cosine similarities [Ni,Nt] of normalised ITC features, in float32."""
-    with torch.autocast(img_feat.device.type, enabled=False):
-        return img_feat.float() @ txt_feat.float().T
-
-
-def itm_head_log_odds(model, fused: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Log-odds of 'match' (logit 1 - logit 0) [B] from fusion output [B,L,D]: the ITM head in float32."""
-    with torch.autocast(fused.device.type, enabled=False):
-        logits = model.itm_logits(fused.float(), mask)
-    return logits[:, 1] - logits[:, 0]
+def match_score(logits: torch.Tensor, how: str = "logodds") -> torch.Tensor:
+    """The 'match' score of ITM logits [...,2]: `logodds`, logit 1 - logit 0 (the log-odds of the match
+    probability), or `logit`, the raw match logit (what ALBEF's retrieval re-ranks by; the order can differ)."""
+    if how == "logodds":
+        return logits[..., 1] - logits[..., 0]
+    if how == "logit":
+        return logits[..., 1]
+    raise ValueError(f"ITM score {how!r}; valid: {', '.join(ITM_SCORES)}")
 
 
 @torch.no_grad()
-def itm_log_odds(model, img_tokens: torch.Tensor, txt_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """ITM log-odds of 'match' [B], float32, for aligned rows of image tokens and text tokens."""
+def itm_logits(model, img_tokens: torch.Tensor, txt_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """ITM logits [B,2] (column 1 = match), float32, for aligned rows of image tokens and text tokens."""
     with autocast(img_tokens.device):
-        fused = model.fuse(txt_tokens, mask, img_tokens)
-    return itm_head_log_odds(model, fused, mask)
+        return model.itm_logits(model.fuse(txt_tokens, mask, img_tokens), mask)
 
 
 @torch.no_grad()
 def score_text_groups(model, img_tokens: torch.Tensor, groups: Sequence[Sequence[str]]) -> torch.Tensor:
-    """ITM log-odds [B,G], float32: image i of `img_tokens` [B,Ni,D] with each text of `groups[i]`
+    """ITM logits [B,G,2], float32: image i of `img_tokens` [B,Ni,D] with each text of `groups[i]`
     (every group holds G texts)."""
     width = len(groups[0])
     texts = [group[j] for j in range(width) for group in groups]  # text j of every image, then text j+1
     txt_tokens, mask, _ = encode_texts(model, texts, img_tokens.device, len(texts), desc=None)
-    scores = itm_log_odds(model, img_tokens.repeat(width, 1, 1), txt_tokens, mask)
-    return scores.view(width, len(groups)).T
+    logits = itm_logits(model, img_tokens.repeat(width, 1, 1), txt_tokens, mask)
+    return logits.view(width, len(groups), 2).transpose(0, 1)
 
 
 def score_images_with_texts(model, paths: Sequence[Path], groups: Sequence[Sequence[str]], device: torch.device,
                             batch_size: int, workers: int | None = None,
                             desc: str = "images") -> tuple[torch.Tensor, list[int]]:
-    """ITM log-odds [N,G] (float32, on the CPU) of image `paths[i]` with each text of `groups[i]`, batch by
-    batch; rows of unreadable images are NaN, and their positions are returned too."""
-    scores = torch.full((len(paths), len(groups[0]) if groups else 0), float("nan"))
+    """ITM logits [N,G,2] (float32, on the CPU; column 1 = match) of image `paths[i]` with each text of
+    `groups[i]`, batch by batch; rows of unreadable images are NaN, and their positions are returned too."""
+    scores = torch.full((len(paths), len(groups[0]) if groups else 0, 2), float("nan"))
     unreadable: list[int] = []
     for batch in image_batches(model, paths, device, batch_size, workers, desc):
         unreadable.extend(batch.unreadable)
         if batch.tokens is not None:
             scores[batch.index] = score_text_groups(model, batch.tokens, [groups[i] for i in batch.index]).cpu()
     return scores, unreadable
+
+
+__all__ = ["ITM_SCORES", "ImageBatch", "encode_images", "encode_texts", "image_batches", "itc_similarity",
+           "itm_logits", "match_score", "score_images_with_texts", "score_text_groups"]

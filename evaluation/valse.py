@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation.common import load_json
-from evaluation.valse_metric import valse_scores
+from evaluation.valse_metric import PAIRWISE_SCORE, valse_scores
 from shards.errors import UserError
 
 if TYPE_CHECKING:
@@ -196,19 +196,31 @@ def resolve_images(piece: ValsePiece, finder: ImageFinder) -> tuple[list[ValseEn
 
 def score_entries(model, entries: list[ValseEntry], paths: list[Path], device: torch.device, batch_size: int = 32,
                   workers: int | None = None, desc: str = "valse") -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """ITM match probabilities of captions and foils (NaN where the image is unreadable); also the
-    indices of the unreadable images."""
+    """ITM logits [n,2] (no match, match) of captions and of foils (NaN where the image is unreadable); also
+    the indices of the unreadable images."""
     from evaluation.scoring import score_images_with_texts
 
-    log_odds, bad = score_images_with_texts(model, paths, [(e.caption, e.foil) for e in entries], device,
-                                            batch_size, workers, desc)
-    prob = log_odds.sigmoid().double().numpy()
-    return prob[:, 0], prob[:, 1], bad
+    logits, bad = score_images_with_texts(model, paths, [(e.caption, e.foil) for e in entries], device,
+                                          batch_size, workers, desc)
+    logits = logits.double().numpy()
+    return logits[:, 0], logits[:, 1], bad
+
+
+def entry_row(piece: str, entry: ValseEntry, caption: np.ndarray, foil: np.ndarray, convention: str) -> dict[str, Any]:
+    """One line of valse_entries.json: `caption` and `foil` hold the scores that `convention` compares for acc_r
+    (posmask: match log-odds, the order of the match probabilities; valse: raw match logits), so the entry is
+    won when caption > foil; both ITM logits are kept too, to score it in either convention later
+    (evaluation.valse_metric.entry_outcomes)."""
+    score = PAIRWISE_SCORE[convention]
+    return {"piece": piece, "id": entry.sample_id, "caption": float(score(caption)), "foil": float(score(foil)),
+            "caption_logits": [float(v) for v in caption], "foil_logits": [float(v) for v in foil]}
 
 
 def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], device: torch.device,
-                   batch_size: int = 32, workers: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Per-piece and average VALSE scores, and per-entry scores (for later analysis)."""
+                   batch_size: int = 32, workers: int | None = None,
+                   convention: str = "posmask") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-piece and average VALSE scores in `convention` (evaluation.valse_metric), and per-entry scores
+    (for later analysis, in either convention)."""
     finders: dict[Path, ImageFinder] = {}
     results: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -229,17 +241,16 @@ def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], devi
                                           "n_missing": len(piece.missing), "missing": sorted(set(piece.missing))}
             continue
         cap, foil, bad = score_entries(model, entries, paths, device, batch_size, workers, desc=piece.name)
-        ok = ~np.isnan(cap)
+        ok = ~np.isnan(cap).any(axis=1)
         missing = piece.missing + [entries[i].image_file for i in bad]
-        scores = valse_scores(cap[ok], foil[ok])
+        scores = valse_scores(cap[ok], foil[ok], convention)
         results[piece.name] = base | {"status": "ok", **scores, "n_missing": len(missing),
                                       "missing": sorted(set(missing))}
         log.info("VALSE %-22s acc_r %.1f  p_c %.1f  p_f %.1f  acc %.1f  (n=%d, missing %d)", piece.name,
                  scores["acc_r"], scores["p_c"], scores["p_f"], scores["acc"], scores["n"], len(missing))
-        rows.extend({"piece": piece.name, "id": e.sample_id, "caption": float(c), "foil": float(f)}
-                    for e, c, f, good in zip(entries, cap, foil, ok) if good)
+        rows.extend(entry_row(piece.name, e, c, f, convention) for e, c, f, good in zip(entries, cap, foil, ok) if good)
     ran = [r for r in results.values() if r["status"] == "ok"]
     average = {m: float(np.mean([r[m] for r in ran])) if ran else float("nan") for m in ("acc_r", "p_c", "p_f", "acc")}
     average["n_pieces"] = len(ran)
-    return {"task": "valse", "pieces": results, "average": average,
+    return {"task": "valse", "convention": convention, "pieces": results, "average": average,
             "not_run": [name for name, r in results.items() if r["status"] != "ok"]}, rows

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from evaluation.common import default_workers, image_transform, load_pixels, tokenize
 from evaluation.vqa_data import VQASplit, soft_targets
-from evaluation.vqa_metric import vqa_accuracy
+from evaluation.vqa_metric import question_scores, vqa_accuracy
 from shards.errors import Interrupted
 from shards.progress import progress
 from trainer.distributed import DistInfo, gather_objects
@@ -204,10 +204,11 @@ def predict(model: VQAModel, split: VQASplit, vocab: list[str], info: DistInfo, 
 
 
 def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[str], s: VQASettings,
-            info: DistInfo, run_dir: Path, backbone_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            info: DistInfo, run_dir: Path, backbone_id: str
+            ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, object]]]:
     """Fine-tune (checkpointed in `run_dir`), predict the evaluation split, score it when annotated.
     `backbone_id` names the pre-trained weights (a resume must start from the same). Returns
-    (result, predictions)."""
+    (result, predictions in the official results format, per-question scores when annotated)."""
     index = {a: i for i, a in enumerate(vocab)}
     covered = [bool(soft_targets(train.annotations.get(int(q["question_id"]), {}), index)) for q in train.questions]
     log.info("VQA: %d train / %d %s questions, %d answers (%.1f%% of training questions have one in the list)",
@@ -223,13 +224,15 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
         "train_curve": read_metrics(run_dir / "metrics.jsonl"),
         "missing_images": {"train": len(train.missing_images), evals.name: len(evals.missing_images)},
     }
+    items: list[dict[str, object]] = []
     if evals.annotations:
         anns = [evals.annotations[int(q["question_id"])] for q in evals.questions
                 if int(q["question_id"]) in evals.annotations]
         result["metrics"] = vqa_accuracy(preds, anns)
+        items = question_scores(preds, anns)
         m = result["metrics"]
         if info.is_main:
             log.info("VQA %s accuracy: overall %.2f  %s", evals.name, m["overall"],
                      "  ".join(f"{t} {v:.2f}" for t, v in m["per_answer_type"].items()))
     predictions = [{"question_id": q, "answer": a} for q, a in sorted(preds.items())]
-    return result, predictions
+    return result, predictions, items

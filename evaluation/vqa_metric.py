@@ -106,6 +106,19 @@ def soft_score(count: int, n_answers: int = 10) -> float:
     return (hit + miss) / n_answers
 
 
+def question_scores(
+    predictions: Mapping[int, str],
+    annotations: Iterable[Mapping],
+) -> list[dict[str, object]]:
+    """Per question: `question_id`, `answer_type` and its accuracy (0-1; 0 without a prediction)."""
+    rows = []
+    for ann in annotations:
+        qid = int(ann["question_id"])
+        acc = question_accuracy(predictions[qid], [a["answer"] for a in ann["answers"]]) if qid in predictions else 0.0
+        rows.append({"question_id": qid, "answer_type": str(ann.get("answer_type", "other")), "accuracy": acc})
+    return rows
+
+
 def vqa_accuracy(
     predictions: Mapping[int, str],
     annotations: Iterable[Mapping],
@@ -115,25 +128,17 @@ def vqa_accuracy(
     `annotations` are official VQA v2 annotation dicts (`question_id`, `answer_type`, `answers`);
     a question without a prediction scores 0 and is counted in `missing`.
     """
+    rows = question_scores(predictions, annotations)
     per_type: dict[str, list[float]] = defaultdict(list)
-    all_acc: list[float] = []
-    missing = 0
-    for ann in annotations:
-        qid = int(ann["question_id"])
-        if qid not in predictions:
-            missing += 1
-            acc = 0.0
-        else:
-            acc = question_accuracy(predictions[qid], [a["answer"] for a in ann["answers"]])
-        all_acc.append(acc)
-        per_type[str(ann.get("answer_type", "other"))].append(acc)
+    for row in rows:
+        per_type[str(row["answer_type"])].append(float(row["accuracy"]))
 
     def pct(values: list[float]) -> float:
         return round(100.0 * sum(values) / len(values), 2) if values else float("nan")
 
     return {
-        "overall": pct(all_acc),
+        "overall": pct([float(r["accuracy"]) for r in rows]),
         "per_answer_type": {t: pct(v) for t, v in sorted(per_type.items())},
-        "n": len(all_acc),
-        "missing": missing,
+        "n": len(rows),
+        "missing": sum(int(r["question_id"]) not in predictions for r in rows),
     }

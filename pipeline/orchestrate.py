@@ -163,7 +163,8 @@ def init_ray(workers: int, address: str | None) -> bool:
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=workers, object_store_memory=256 * 2**20, **options)
+            # "local": a fresh Ray of our own, even when a `ray start` cluster on this machine left its address
+            ray.init(address="local", num_cpus=workers, object_store_memory=256 * 2**20, **options)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
         where = f" at {address}" if address else ""
         if is_auth_failure(err):

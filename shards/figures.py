@@ -21,11 +21,19 @@ def pyplot() -> Any:
     return plt
 
 
-def save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Write `fig` as a 100 dpi PNG atomically and close it; no software stamp, so the same data gives the same bytes."""
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+METADATA: dict[str, dict[str, None]] = {"png": {"Software": None},
+                                        "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def save_figure(fig: Any, *paths: str | os.PathLike[str]) -> Path:
+    """Write `fig` to each path in the format its suffix names (PNG at 100 dpi, PDF) atomically, then close
+    it; no software or date stamp, so the same data gives the same bytes. Returns the first path."""
+    outs = [Path(p) for p in paths]
+    for out in outs:
+        fmt = out.suffix.lstrip(".").lower()
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=100, metadata=METADATA.get(fmt))
+        log.debug("wrote %s", out)
     pyplot().close(fig)
-    log.debug("wrote %s", out)
-    return out
+    return outs[0]
+

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shards.figures import pyplot, save_png
+from shards.figures import pyplot, save_figure
 
 
 def plot_histogram(hist: Mapping[str, Any], path: str | os.PathLike[str],
-                   title: str = "UPOS counts (spaCy tagger)") -> Path | None:
+                   title: str = "UPOS counts (spaCy tagger)", *also: str | os.PathLike[str]) -> Path | None:
     """Bars of word and wordpiece counts per UPOS class, most frequent words first, written atomically to
-    `path`; None when `hist` (the content of pos_histogram.json) has no classes."""
+    `path` (and to the `also` paths, e.g. a PDF); None when `hist` (the content of pos_histogram.json) has
+    no classes."""
     word: Mapping[str, int] = hist.get("word") or {}
     piece: Mapping[str, int] = hist.get("wordpiece") or {}
     names = [name for name, _ in sorted(word.items(), key=lambda kv: -kv[1])]  # stable: ties keep file order
@@ -28,4 +29,4 @@ def plot_histogram(hist: Mapping[str, Any], path: str | os.PathLike[str],
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    return save_png(fig, path)
+    return save_figure(fig, path, *also)

@@ -6,6 +6,7 @@ import logging
 import os
 
 from shards.errors import UserError
+from trainer.launch import add_launch_options
 
 HELP = "pre-train the fused model with POS-conditional MLM + ITC + ITM on tagged shards (torchrun DDP)"
 log = logging.getLogger(__name__)
@@ -14,11 +15,13 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `posmask pretrain` (the Makefile passes --pos --ratio --preset --shards --gpus --run ...)."""
     add = parser.add_argument
-    add("--pos", required=True, help="UPOS class (DET), a set (NOUN,VERB), 'random' or 'none'")
+    add("--pos", help="UPOS class (DET), a set (NOUN,VERB), per-class ratios (NOUN:0.5,DET:0.3), 'random' or 'none'; "
+                     "required unless --curriculum")
     add("--ratio", type=float, help="masking probability per candidate, in (0, 1]; default 0.15 for random, "
                                     "0.7 for POS classes; not allowed with none")
     add("--preset", choices=("thesis", "tiny"), default="thesis", help="model and training defaults")
-    add("--shards", required=True, help="a finished `posmask tag-shards` output directory")
+    add("--shards", required=True, help="a finished `posmask tag-shards` output directory, or several "
+                                        "comma-separated (mixed in proportion to their sizes)")
     add("--run", help="run directory (default runs/PRESET-POS-RATIO[-albef]); resumes when it holds a checkpoint")
     add("--gpus", type=int, default=1, help="GPUs on this node; >1 launches torchrun (NCCL)")
     add("--nproc", type=int, help="CPU processes; >1 launches torchrun with Gloo (tests, laptops)")
@@ -43,30 +46,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(default: guessed from the GPU name)")
     add("--fp32", action="store_true", help="no bf16 autocast on GPU (reference timings)")
     add("--cpu", action="store_true", help="train on CPU even if a GPU is present")
+    add_reference_options(parser)
+    add_launch_options(parser)
+    add_masking_options(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Validate, maybe relaunch under torchrun, then train."""
-    import torch
+def add_masking_options(parser: argparse.ArgumentParser) -> None:
+    """Masking beyond the thesis (trainer/README.md, "Masking spec"): whole words, budgets, fallback,
+    curricula, loss weights."""
+    g = parser.add_argument_group("masking variants")
+    g.add_argument("--whole-word", action="store_true",
+                   help="one draw per word (word.npy): all its wordpieces are masked together")
+    g.add_argument("--budget", metavar="SHARE",
+                   help="frequency-matched masking: each caption masks SHARE of its word tokens in expectation, "
+                        "spread over its candidates (capped at all of them); replaces --ratio")
+    g.add_argument("--fallback", metavar="none|random",
+                   help="random: a caption with no candidate gets random 15%% masking (default none)")
+    g.add_argument("--curriculum", metavar="STAGES",
+                   help="stages of equal length, each a POS spec, e.g. 'DET>DET+NOUN>DET+NOUN+VERB'; "
+                        "'DET@0.3>NOUN' ends the first stage at 30%% of the steps; replaces --pos")
+    g.add_argument("--loss-weights", metavar="WEIGHTS",
+                   help="weights of mlm, itc, itm: fixed 'mlm=1,itc=1,itm=1' or a linear ramp over the run "
+                        "'mlm=0.2~1.0' (default 1 each)")
 
+
+def add_reference_options(parser: argparse.ArgumentParser) -> None:
+    """Choices where posmask and ALBEF's code differ (trainer/README.md, "Differences from ALBEF")."""
+    g = parser.add_argument_group("reference-compatible options")
+    g.add_argument("--augment", choices=("crop", "albef"),
+                   help="crop (default): RandomResizedCrop at the preset's scale (thesis 0.5-1, tiny 0.8-1); albef: "
+                        "ALBEF's pre-training augmentation, RandomResizedCrop 0.2-1 + horizontal flip + RandAugment")
+    g.add_argument("--decay-groups", choices=("posmask", "albef"),
+                   help="parameters without weight decay; posmask (default): 0-d and 1-d tensors and ViT's "
+                        "pos_embed/cls_token; albef: 1-d tensors and biases only")
+    g.add_argument("--mlm-mean", choices=("global", "rank"),
+                   help="MLM loss across ranks; global (default): every masked token of the global batch weighs "
+                        "the same; rank: mean per rank, then DDP's mean (ALBEF)")
+
+
+def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
+    """The run record these flags describe: parsed, resolved against the preset and checked (nothing runs;
+    `posmask study` uses it to validate grids and to recognise finished runs)."""
     from trainer.config import preset_config
-    from trainer.distributed import launch_torchrun, setup, teardown, under_torchrun
-    from trainer.masking import parse_mask_spec
-    from trainer.train import train
+    from trainer.loss_weights import parse_loss_weights
+    from trainer.mask_spec import parse_mask_spec
 
-    spec = parse_mask_spec(args.pos, args.ratio)  # fail fast, before any launch
-    cuda = torch.cuda.is_available() and not args.cpu
-    if args.gpus < 1:
-        raise UserError("--gpus must be >= 1")
-    if args.gpus > 1 and not cuda:
-        raise UserError(f"--gpus {args.gpus} but no CUDA GPU is visible; use --nproc N for CPU processes")
-    if args.gpus > 1 and cuda and args.gpus > torch.cuda.device_count():
-        raise UserError(f"--gpus {args.gpus} but only {torch.cuda.device_count()} GPUs are visible")
-    nproc = args.gpus if cuda else (args.nproc or 1)
-    if nproc > 1 and not under_torchrun():
-        return launch_torchrun(nproc, args.argv)
-    if not os.path.isdir(args.shards):
-        raise UserError(f"--shards {args.shards}: no such directory (run `make tag-shards` first)")
+    spec = parse_mask_spec(args.pos, args.ratio, whole_word=args.whole_word, budget=args.budget,
+                           fallback=args.fallback, curriculum=args.curriculum)
+    loss_weights = parse_loss_weights(args.loss_weights, spec.mlm)
     cfg = preset_config(
         args.preset, mask=spec, shards=args.shards, run=args.run, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
@@ -74,13 +101,39 @@ def run(args: argparse.Namespace) -> int:
         vision_weights=args.vision_weights, albef=args.albef or None, queue_size=args.queue_size, seed=args.seed,
         workers=args.workers, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
         ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None,
-        peak_tflops=args.peak_tflops)
+        loss_weights=loss_weights,
+        peak_tflops=args.peak_tflops, augment=args.augment, decay_groups=args.decay_groups, mlm_mean=args.mlm_mean)
     for name in ("epochs", "max_steps", "batch_size", "log_every", "ckpt_every", "queue_size"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
     if args.workers is not None and args.workers < 0:
         raise UserError("--workers must be >= 0")
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, maybe relaunch under torchrun, then train."""
+    import torch
+
+    from trainer.distributed import setup, teardown
+    from trainer.launch import launch_from_args, launch_torchrun, under_torchrun
+    from trainer.train import train
+
+    cfg = build_config(args)  # fail fast, before any launch
+    cuda = torch.cuda.is_available() and not args.cpu
+    if args.gpus < 1:
+        raise UserError("--gpus must be >= 1")
+    if args.gpus > 1 and not cuda:
+        raise UserError(f"--gpus {args.gpus} but no CUDA GPU is visible; use --nproc N for CPU processes")
+    if args.gpus > 1 and cuda and args.gpus > torch.cuda.device_count():
+        raise UserError(f"--gpus {args.gpus} but only {torch.cuda.device_count()} GPUs are visible")
+    launch = launch_from_args(args, args.gpus if cuda else (args.nproc or 1))
+    if launch.multiprocess and not under_torchrun():
+        return launch_torchrun(launch, args.argv)
+    missing = [p for p in args.shards.split(",") if not os.path.isdir(p.strip())]
+    if missing:
+        raise UserError(f"--shards {missing[0]}: no such directory (run `make tag-shards` first)")
     info = setup(cuda)
     try:
         return train(cfg, info)

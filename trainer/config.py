@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from shards.errors import UserError
-from trainer.masking import MaskSpec, parse_mask_spec
+from trainer.engine import DECAY_GROUPS
+from trainer.losses import MLM_MEANS
+from trainer.loss_weights import LossWeights
+from trainer.mask_spec import MaskSpec, parse_mask_spec
+from trainer.transforms import ALBEF_CROP_SCALE, AUGMENTS
 
 THESIS_VISION = "vit_base_patch32_224.augreg_in21k"
 RUN_CONFIG = "run_config.json"
@@ -67,6 +71,7 @@ class TrainConfig:
     preset: str = "thesis"
     mask: MaskSpec = field(default_factory=_default_mask)
     mask_probs: tuple[float, float] = (0.8, 0.1)  # [MASK], random token; the rest unchanged
+    loss_weights: LossWeights = field(default_factory=LossWeights)  # MLM/ITC/ITM weights, fixed or ramped
     shards: str = "data/shards/scenes"
     run: str = ""  # "" = default_run()
     vision_weights: str = THESIS_VISION  # local file | hub name in the local HF cache | "random"
@@ -82,7 +87,10 @@ class TrainConfig:
     seed: int = 42
     workers: int = 4
     shuffle_buffer: int = 2000
-    crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # ALBEF's fine-tuning crop; its pre-training crop is --augment albef
+    augment: str = "crop"  # "crop": RandomResizedCrop alone; "albef": + flip + RandAugment (trainer.transforms)
+    decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (trainer.engine.decays)
+    mlm_mean: str = "global"  # MLM loss mean over all ranks' masked tokens ("global") or per rank ("rank", ALBEF)
     hard_negative_warmup: int = 0  # steps over which the share of hard ITM negatives ramps 0 -> 1 (0: all hard)
     log_every: int = 10
     ckpt_every: int = 1000
@@ -96,20 +104,31 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.run = self.run or self.default_run()
+        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS)):
+            if getattr(self, name) not in valid:
+                raise UserError(f"{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
 
     def default_run(self) -> str:
-        """`runs/PRESET-MASK[-albef]`, e.g. runs/thesis-DET-0.7, runs/tiny-none, runs/thesis-random-0.15-albef."""
-        return f"runs/{self.preset}-{self.mask.label}" + ("-albef" if self.albef else "")
+        """`runs/PRESET-MASK[-lw-WEIGHTS][-albef]`, e.g. runs/thesis-DET-0.7, runs/tiny-none,
+        runs/tiny-NOUN-0.7-w, runs/tiny-random-0.15-lw-mlm0.2to1, runs/thesis-random-0.15-albef."""
+        weights = "" if self.loss_weights.is_default else f"-lw-{self.loss_weights.label}"
+        return f"runs/{self.preset}-{self.mask.label}{weights}" + ("-albef" if self.albef else "")
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues."""
-        return {"mask": self.mask.to_dict(), "preset": self.preset, "batch_size": self.batch_size,
-                "albef": self.albef, "mask_probs": list(self.mask_probs), "seed": self.seed,
-                "model": asdict(self.model)}
+        identity = {"mask": self.mask.to_dict(), "preset": self.preset, "batch_size": self.batch_size,
+                    "albef": self.albef, "mask_probs": list(self.mask_probs), "seed": self.seed,
+                    "model": asdict(self.model)}
+        # named only when not the default, so that runs from before these options still resume
+        identity.update({k: v for k, v in (("decay_groups", self.decay_groups), ("mlm_mean", self.mlm_mean))
+                         if v != getattr(TrainConfig, k)})
+        if not self.loss_weights.is_default:
+            identity["loss_weights"] = self.loss_weights.to_dict()
+        return identity
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
+        """Plain JSON-able dict (the mask and the loss weights as their own records)."""
+        return {**asdict(self), "mask": self.mask.to_dict(), "loss_weights": self.loss_weights.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -121,6 +140,8 @@ class TrainConfig:
         elif "pos" in data:
             pos = str(data["pos"])
             data["mask"] = parse_mask_spec(pos, None if pos.lower() == "none" else data.get("ratio"))
+        if "loss_weights" in data:
+            data["loss_weights"] = LossWeights.from_dict(data["loss_weights"])
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         for key in ("mask_probs", "crop_scale"):
@@ -158,7 +179,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "thesis": {"model": ModelConfig(), "vision_weights": THESIS_VISION, "epochs": 10, "batch_size": 64,
                "workers": 6, "log_every": 50, "ckpt_every": 2000},
     # Laptop CPU: small ViT at 64 px, 2+2 layers, width 128, random init (no pretrained tiny ViT exists);
-    # mild crops (0.8-1), since small synthetic scenes lose the captioned objects to ALBEF's 0.5-1 crops.
+    # mild crops (0.8-1), since small synthetic scenes lose the captioned objects to the thesis preset's 0.5-1 crops.
     # Hard ITM negatives are ramped in over 1000 steps: from scratch, a tiny model never leaves the
     # "always no match" plateau when the negatives are hard from step 0.
     "tiny": {"model": TINY_MODEL, "vision_weights": "random", "epochs": 3, "batch_size": 32, "lr": 1e-3,
@@ -174,4 +195,6 @@ def preset_config(name: str, **overrides: Any) -> TrainConfig:
     values = dict(PRESETS[name])
     values["model"] = dataclasses.replace(values["model"])  # a fresh copy
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("augment") == "albef" and overrides.get("crop_scale") is None:
+        values["crop_scale"] = ALBEF_CROP_SCALE  # ALBEF's pre-training crop goes with its flip and RandAugment
     return TrainConfig(preset=name, **values)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from shards.errors import UserError
 from shards.manifest import SHARDS_DIR, read_manifest, read_sizes, shard_paths
 from shards.reader import decode_image
-from shards.schema import Sample, decode_sample
+from shards.schema import Sample, decode_array, decode_sample
 from shards.upos import NOT_A_WORD
 from trainer.transforms import train_transform
 
@@ -45,10 +45,10 @@ def image_id_hash(image_id: Any) -> int:
 
 @dataclass(frozen=True)
 class ShardSet:
-    """The tars of a finished tag-shards output and their sample counts."""
+    """The tars of one or several finished tag-shards outputs and their sample counts."""
 
-    root: Path
-    manifest: dict[str, Any]
+    root: str  # the output folder(s) as given (comma-separated when several)
+    manifest: dict[str, Any]  # the first output's (all agree on schema, tokenizer and tagger)
     urls: tuple[str, ...]
     sizes: tuple[int, ...]
 
@@ -57,9 +57,11 @@ class ShardSet:
         return sum(self.sizes)
 
 
-def open_shards(shards_dir: str | os.PathLike[str]) -> ShardSet:
-    """Check the manifest (schema), list the tars and their sizes (sizes.json, else the manifest)."""
-    root = Path(shards_dir)
+TAGGER_IDENTITY = ("model", "model_version", "spacy_version", "pipes")
+
+
+def _open_output(root: Path) -> ShardSet:
+    """One output: check the manifest (schema), list the tars and their sizes (sizes.json, else the manifest)."""
     manifest = read_manifest(root)
     paths = shard_paths(root)
     if not paths:
@@ -72,7 +74,31 @@ def open_shards(shards_dir: str | os.PathLike[str]) -> ShardSet:
     sizes = tuple(sizes_json.get(p.name, by_manifest.get(p.name, 0)) for p in paths)
     if sum(sizes) == 0:
         raise UserError(f"{root}: the shards hold no samples")
-    return ShardSet(root=root, manifest=manifest, urls=tuple(str(p) for p in paths), sizes=sizes)
+    return ShardSet(root=str(root), manifest=manifest, urls=tuple(str(p) for p in paths), sizes=sizes)
+
+
+def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    tagger = manifest.get("tagger") or {}
+    return {"schema": manifest.get("schema_version"), "vocab_sha256": (manifest.get("tokenizer") or {}).get(
+        "vocab_sha256"), **{f"tagger {k}": tagger.get(k) for k in TAGGER_IDENTITY}}
+
+
+def open_shards(spec: str | os.PathLike[str]) -> ShardSet:
+    """A tag-shards output, or several given comma-separated (e.g. CC3M and COCO): their tars are streamed
+    together, so samples mix in proportion to the outputs' sizes. Outputs made with another schema,
+    tokenizer vocabulary or tagger are refused."""
+    parts = [_open_output(Path(p.strip())) for p in str(spec).split(",") if p.strip()]
+    if not parts:
+        raise UserError(f"--shards {spec!r}: no tag-shards output given")
+    first = _identity(parts[0].manifest)
+    for part in parts[1:]:
+        other = _identity(part.manifest)
+        diff = [k for k in first if first[k] != other[k]]
+        if diff:
+            raise UserError(f"{part.root} was made with another {diff[0]} than {parts[0].root} "
+                            f"({other[diff[0]]!r} vs {first[diff[0]]!r}); re-tag one of them so that they match")
+    return ShardSet(root=",".join(p.root for p in parts), manifest=parts[0].manifest,
+                    urls=tuple(u for p in parts for u in p.urls), sizes=tuple(n for p in parts for n in p.sizes))
 
 
 def steps_per_epoch(total: int, world_size: int, batch_size: int) -> int:
@@ -80,28 +106,49 @@ def steps_per_epoch(total: int, world_size: int, batch_size: int) -> int:
     return max(1, total // (world_size * batch_size))
 
 
-def truncate(sample: Sample, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, pos) cut to max_len, keeping the final [SEP]."""
-    ids, pos = sample.ids, sample.pos
-    if len(ids) > max_len:
-        ids = np.concatenate([ids[: max_len - 1], ids[-1:]])
-        pos = np.concatenate([pos[: max_len - 1], pos[-1:]])
-    return ids, pos
+def truncate(sample: Sample, max_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, pos, word) cut to max_len, keeping the final [SEP]."""
+    arrays = (sample.ids, sample.pos, sample.word)
+    if len(sample.ids) > max_len:
+        arrays = tuple(np.concatenate([a[: max_len - 1], a[-1:]]) for a in arrays)
+    return arrays  # type: ignore[return-value]
 
 
 def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None) -> dict[str, torch.Tensor]:
-    """Stack images; pad ids (pad_id), pos (255) and the attention mask to the longest caption or `pad_to`."""
+    """Stack images; pad ids (pad_id), pos (255), word index (-1) and the attention mask to the longest
+    caption or `pad_to`."""
     length = pad_to or max(len(it["ids"]) for it in items)
     ids = torch.full((len(items), length), pad_id, dtype=torch.long)
     pos = torch.full((len(items), length), NOT_A_WORD, dtype=torch.uint8)
+    word = torch.full((len(items), length), -1, dtype=torch.int16)
     mask = torch.zeros((len(items), length), dtype=torch.long)
     for row, it in enumerate(items):
         n = len(it["ids"])
         ids[row, :n] = torch.from_numpy(it["ids"].astype(np.int64))
         pos[row, :n] = torch.from_numpy(it["pos"])
+        word[row, :n] = torch.from_numpy(it["word"])
         mask[row, :n] = 1
-    return {"pixels": torch.stack([it["pixels"] for it in items]), "ids": ids, "pos": pos,
+    return {"pixels": torch.stack([it["pixels"] for it in items]), "ids": ids, "pos": pos, "word": word,
             "attention_mask": mask, "image_ids": torch.tensor([it["image_id"] for it in items], dtype=torch.long)}
+
+
+def check_word_index(shards: ShardSet) -> None:
+    """Whole-word masking reads word.npy: refuse, in one line, shards whose first sample has none or one
+    that does not mark exactly the word tokens (>= 0 where pos != 255)."""
+    import webdataset as wds
+
+    raw = next(iter(wds.DataPipeline(wds.SimpleShardList([shards.urls[0]]), wds.tarfile_to_samples())), None)
+    fix = "re-tag them with `posmask tag-shards`, or drop WHOLE_WORD"
+    if raw is None or "word.npy" not in raw:
+        raise UserError(f"{shards.root}: WHOLE_WORD needs the word index word.npy, which the first sample of "
+                        f"{Path(shards.urls[0]).name} lacks; {fix}")
+    try:
+        word, pos = decode_array(raw["word.npy"], "word.npy"), decode_array(raw["pos.npy"], "pos.npy")
+    except (KeyError, ValueError) as err:
+        raise UserError(f"{shards.root}: WHOLE_WORD needs a readable word.npy and pos.npy ({err}); {fix}") from None
+    if word.shape != pos.shape or not np.array_equal(word >= 0, pos != NOT_A_WORD):
+        raise UserError(f"{shards.root}: word.npy of sample {raw.get('__key__')} does not mark the word tokens "
+                        f"(>= 0 exactly where pos.npy is not 255); WHOLE_WORD cannot use it; {fix}")
 
 
 def pair_up(samples: Iterator[Sample], window: int = PAIR_WINDOW) -> Iterator[list[Sample]]:
@@ -131,8 +178,9 @@ class ShardStream(IterableDataset):
     def __init__(self, urls: tuple[str, ...], rank: int, world_size: int, epoch: int, seed: int,
                  batch_size: int, image_size: int, max_len: int, pad_id: int, shuffle_buffer: int,
                  crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None,
-                 drawn: Mapping[int, int] | None = None) -> None:
+                 drawn: Mapping[int, int] | None = None, augment: str = "crop") -> None:
         super().__init__()
+        self.augment = augment  # trainer.transforms.AUGMENTS
         self.urls, self.rank, self.world_size, self.epoch, self.seed = urls, rank, world_size, epoch, seed
         self.batch_size, self.image_size, self.max_len, self.pad_id = batch_size, image_size, max_len, pad_id
         self.shuffle_buffer, self.crop_scale, self.skip_batches, self.pad_to = (
@@ -206,13 +254,13 @@ class ShardStream(IterableDataset):
                 count += 1
                 try:  # decode the image last, with a crop seeded by the sample's place in the stream
                     pixels = train_transform(decode_image(sample), self.image_size,
-                                             random.Random(f"{tag}-{count}"), self.crop_scale)
+                                             random.Random(f"{tag}-{count}"), self.crop_scale, self.augment)
                 except (OSError, ValueError) as err:
                     self.corrupt += 1
                     log.warning("skipping sample %s with a bad image: %s", sample.key, err)
                     continue
-                ids, pos = truncate(sample, self.max_len)
-                items.append({"pixels": pixels, "ids": ids, "pos": pos,
+                ids, pos, word = truncate(sample, self.max_len)
+                items.append({"pixels": pixels, "ids": ids, "pos": pos, "word": word,
                               "image_id": image_id_hash(sample.meta.get("image_id", sample.key))})
             batch = collate(items, self.pad_id, self.pad_to)
             batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker

@@ -1,18 +1,18 @@
-"""torchrun/DDP plumbing in one place: process-group setup (NCCL on GPU, Gloo on CPU), the DDP wrapper,
-gathers, and the torchrun relaunch that every multi-process command uses."""
+"""torchrun/DDP plumbing inside the processes: process-group setup (NCCL on GPU, Gloo on CPU), the DDP
+wrapper and gathers (the relaunch under torchrun is trainer.launch)."""
 from __future__ import annotations
 
 import inspect
 import logging
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+
+from trainer.launch import under_torchrun
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def under_torchrun() -> bool:
-    """True inside a torchrun worker."""
-    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def setup(use_cuda: bool) -> DistInfo:
@@ -123,20 +118,3 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     if is_dist():
         dist.all_reduce(x)
     return x
-
-
-def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run `posmask <argv>` (a subcommand and its flags) under torchrun with `nproc` local processes.
-
-    `--` ends torchrun's own options, so that it never prefix-matches ours (`--run` is not its
-    `--run-path`); `posmask` drops it.
-    """
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "posmask_cli", "--", *argv]
-    log.info("launching: %s", " ".join(command))
-    process = subprocess.Popen(command)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()

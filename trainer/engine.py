@@ -39,6 +39,7 @@ from trainer.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 NO_DECAY_SUFFIXES: tuple[str, ...] = ("pos_embed", "cls_token", "reg_token")
+DECAY_GROUPS: tuple[str, ...] = ("posmask", "albef")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class OptimSettings:
     min_lr: float | None = None
     grad_clip: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
+    decay_groups: str = "posmask"  # which parameters skip weight decay: see `param_groups`
 
 
 def lr_at(step: int, s: OptimSettings, total: int) -> float:
@@ -65,16 +67,26 @@ def lr_at(step: int, s: OptimSettings, total: int) -> float:
     return s.min_lr + (s.lr - s.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(module: nn.Module, weight_decay: float,
-                 lr_scale: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
-    """Trainable parameters in AdamW groups: no weight decay on 1-d tensors (norms, biases, the
-    temperature) and on ViT's positional and class tokens; `lr_scale` maps a name prefix to an lr
-    multiplier (e.g. a new head). Tied parameters appear once."""
+def decays(name: str, p: nn.Parameter, rule: str = "posmask") -> bool:
+    """Whether a parameter gets weight decay. `posmask`: not the 0-d and 1-d tensors (norms, biases, the
+    temperature) nor ViT's positional and class tokens. `albef` (ALBEF's optimiser factory): not the 1-d
+    tensors and biases; the 0-d temperature and the tokens are decayed."""
+    if rule == "posmask":
+        return p.ndim >= 2 and not name.endswith(NO_DECAY_SUFFIXES)
+    if rule == "albef":
+        return p.ndim != 1 and not name.endswith(".bias")
+    raise UserError(f"decay groups {rule!r}; valid: {', '.join(DECAY_GROUPS)}")
+
+
+def param_groups(module: nn.Module, weight_decay: float, lr_scale: Mapping[str, float] | None = None,
+                 decay_groups: str = "posmask") -> list[dict[str, Any]]:
+    """Trainable parameters in AdamW groups, with weight decay where `decays(name, p, decay_groups)`;
+    `lr_scale` maps a name prefix to an lr multiplier (e.g. a new head). Tied parameters appear once."""
     groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        decay = p.ndim >= 2 and not name.endswith(NO_DECAY_SUFFIXES)
+        decay = decays(name, p, decay_groups)
         scale = next((v for k, v in (lr_scale or {}).items() if name.startswith(k)), 1.0)
         groups.setdefault((scale, decay), []).append(p)
     return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
@@ -84,7 +96,7 @@ def param_groups(module: nn.Module, weight_decay: float,
 def build_optimizer(module: nn.Module, s: OptimSettings, device: torch.device,
                     lr_scale: Mapping[str, float] | None = None) -> torch.optim.Optimizer:
     """AdamW over `param_groups` (fused on GPU); each group's lr is `s.lr` times its scale."""
-    groups = param_groups(module, s.weight_decay, lr_scale)
+    groups = param_groups(module, s.weight_decay, lr_scale, s.decay_groups)
     for group in groups:
         group["lr"] = s.lr * group["lr_scale"]
     return torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, fused=device.type == "cuda")
@@ -244,4 +256,4 @@ class Engine:
         self.metrics.close()
 
 
-__all__ = ["Engine", "OptimSettings", "autocast", "build_optimizer", "lr_at", "param_groups"]
+__all__ = ["Engine", "OptimSettings", "autocast", "build_optimizer", "decays", "lr_at", "param_groups"]

@@ -3,10 +3,15 @@ negatives drawn from ITC similarities (Gumbel-max: no host sync, never fails), a
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.distributed import all_reduce_sum, is_dist
 from trainer.masking import IGNORE_INDEX
+from trainer.precision import similarity
+
+MLM_MEANS: tuple[str, ...] = ("global", "rank")  # how the MLM loss averages over ranks: see mlm_denominator
 
 
 def positive_targets(row_ids: Tensor, col_ids: Tensor) -> Tensor:
@@ -20,17 +25,18 @@ def itc_loss(image_feat: Tensor, text_feat: Tensor, image_feat_all: Tensor, text
              soft_i2t: Tensor | None = None, soft_t2i: Tensor | None = None, alpha: float | Tensor = 0.0,
              ) -> tuple[Tensor, Tensor, Tensor]:
     """Symmetric InfoNCE of local rows against the gathered columns; every caption of the same image
-    is a positive. Optional ALBEF soft targets are mixed in with weight `alpha`.
+    is a positive. Optional ALBEF soft targets are mixed in with weight `alpha`. Similarities and loss are
+    float32 whatever the autocast.
 
     Returns (loss, sim_i2t [B, Ball], sim_t2i [B, Ball]).
     """
-    sim_i2t = image_feat @ text_feat_all.t() / temp
-    sim_t2i = text_feat @ image_feat_all.t() / temp
+    sim_i2t = similarity(image_feat, text_feat_all) / temp
+    sim_t2i = similarity(text_feat, image_feat_all) / temp
     targets = positive_targets(image_ids, image_ids_all)
     t_i2t = targets if soft_i2t is None else alpha * soft_i2t + (1 - alpha) * targets
     t_t2i = targets if soft_t2i is None else alpha * soft_t2i + (1 - alpha) * targets
-    loss_i2t = -(F.log_softmax(sim_i2t.float(), dim=1) * t_i2t).sum(1).mean()
-    loss_t2i = -(F.log_softmax(sim_t2i.float(), dim=1) * t_t2i).sum(1).mean()
+    loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * t_i2t).sum(1).mean()
+    loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * t_t2i).sum(1).mean()
     return (loss_i2t + loss_t2i) / 2, sim_i2t, sim_t2i
 
 
@@ -60,20 +66,35 @@ def itm_labels(row_ids: Tensor, partner_ids: Tensor) -> Tensor:
     return (row_ids == partner_ids).long()
 
 
-def mlm_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy over masked positions ([..., V] logits, [...] labels, -100 = ignore); exactly 0
-    (with a gradient path) when nothing is masked.
+def mlm_denominator(count: Tensor, mean: str) -> Tensor | None:
+    """What this rank's summed MLM loss is divided by, given its number of masked tokens. `rank` (ALBEF): that
+    number (None: `mlm_loss`'s own mean), which DDP then averages over ranks, so a token on a rank with few
+    masked tokens weighs more. `global`: the mean number over ranks (one all-reduce), so that after DDP's
+    average every masked token of the global batch weighs the same: the single-process full-batch gradient."""
+    if mean == "rank":
+        return None
+    if mean != "global":
+        raise ValueError(f"MLM mean {mean!r}; valid: {', '.join(MLM_MEANS)}")
+    total = all_reduce_sum(count.detach().float().clone())
+    return total.clamp(min=1) / (dist.get_world_size() if is_dist() else 1)
+
+
+def mlm_loss(logits: Tensor, labels: Tensor, denominator: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Cross-entropy summed over masked positions ([..., V] logits, [...] labels, -100 = ignore) and divided
+    by `denominator` (> 0; default: the number of masked positions, a mean); exactly 0 (with a gradient path)
+    when nothing is masked.
 
     Returns (loss, number of masked positions).
     """
     count = (labels != IGNORE_INDEX).sum()
     total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                             ignore_index=IGNORE_INDEX, reduction="sum")
-    return total / count.clamp(min=1), count
+    return total / (count.clamp(min=1) if denominator is None else denominator), count
 
 
-def distill_loss(logits: Tensor, soft_targets: Tensor, labels: Tensor) -> Tensor:
-    """ALBEF's MLM distillation: cross-entropy against momentum-model probabilities at masked positions."""
+def distill_loss(logits: Tensor, soft_targets: Tensor, labels: Tensor, denominator: Tensor | None = None) -> Tensor:
+    """ALBEF's MLM distillation: cross-entropy against momentum-model probabilities, summed over masked
+    positions and divided by `denominator` (> 0; default: their number)."""
     keep = (labels != IGNORE_INDEX).float()
     per_token = -(F.log_softmax(logits.float(), dim=-1) * soft_targets).sum(-1)
-    return (per_token * keep).sum() / keep.sum().clamp(min=1)
+    return (per_token * keep).sum() / (keep.sum().clamp(min=1) if denominator is None else denominator)

@@ -1,124 +1,94 @@
-"""POS-conditional masking: a mask spec (`DET`, `NOUN,VERB`, `random`, `none`) and one vectorised op.
+"""The one vectorised masking op of POS-conditional MLM, on the device over a whole batch (the spec it
+applies is trainer/mask_spec.py):
 
-The op runs on the device over a whole batch: `candidates = table[pos]` (a 256-entry boolean lookup
-built from the spec), `masked = candidates & (rand < ratio)`, labels -100 elsewhere, and the BERT
-80/10/10 replacement. Special tokens and padding carry pos 255, which is never a candidate.
+    p = table[pos]                       256-entry float lookup: each class's probability (255: never)
+    p *= budget x words / candidates     per caption, capped at 1 (frequency-matched budget)
+    p = 0.15 on word tokens of captions without a candidate (FALLBACK=random)
+    draw per word (word.npy): every wordpiece of a drawn word masked together (WHOLE_WORD)
+    masked = draw < p; labels -100 elsewhere; BERT's 80/10/10 replacement
+
+No per-sample Python and no host sync: the counts for metrics.jsonl stay on the device.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from shards.errors import UserError
-from shards.upos import NOT_A_WORD, STUDIED_CLASSES, UPOS_ID, UPOS_NAMES
+from shards.upos import NOT_A_WORD, UPOS_NAMES
+from trainer.mask_spec import FALLBACK_RATIO, RANDOM, MaskSpec, parse_mask_spec
 
+__all__ = ["IGNORE_INDEX", "MaskSpec", "MaskedBatch", "Masker", "mask_tokens", "parse_mask_spec"]
 IGNORE_INDEX = -100
-RANDOM = "random"
-NONE = "none"
-DEFAULT_RATIO = {RANDOM: 0.15}  # every POS spec defaults to 0.7, the study's main ratio
-DEFAULT_POS_RATIO = 0.7
-
-
-@dataclass(frozen=True)
-class MaskSpec:
-    """Which wordpieces are MLM candidates, and with what probability each is masked."""
-
-    classes: tuple[str, ...]  # UPOS names; every word class for `random`; empty for `none`
-    ratio: float  # 0.0 for `none`
-    name: str  # canonical text, e.g. "DET", "NOUN+VERB", "random", "none"
-
-    @property
-    def mlm(self) -> bool:
-        """False for `none`: no MLM forward pass and no MLM loss."""
-        return bool(self.classes)
-
-    @property
-    def label(self) -> str:
-        """Name and ratio as used in run folder names: `DET-0.7`, `random-0.15`, `none`."""
-        return f"{self.name}-{self.ratio:g}" if self.mlm else self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """The structured record stored in run_config.json."""
-        return {"classes": list(self.classes), "ratio": self.ratio, "name": self.name}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MaskSpec":
-        """Inverse of to_dict."""
-        return cls(classes=tuple(data["classes"]), ratio=float(data["ratio"]), name=str(data["name"]))
-
-    def table(self, device: torch.device | str = "cpu") -> Tensor:
-        """The 256-entry boolean candidate table indexed by pos id (255 = special/padding: False)."""
-        table = torch.zeros(256, dtype=torch.bool)
-        for name in self.classes:
-            table[UPOS_ID[name]] = True
-        table[NOT_A_WORD] = False
-        return table.to(device)
-
-
-def _valid_values() -> str:
-    return (f"one of the studied classes {', '.join(STUDIED_CLASSES)}, any UPOS name ({', '.join(UPOS_NAMES)}), "
-            f"a comma-separated set (NOUN,VERB), '{RANDOM}' or '{NONE}'")
-
-
-def parse_mask_spec(pos: str, ratio: float | str | None = None) -> MaskSpec:
-    """Parse the Makefile's POS and RATIO; one clear UserError listing the valid values when wrong.
-
-    RATIO defaults to 0.15 for `random` and 0.7 for a POS class; `none` takes no RATIO.
-    """
-    text = (pos or "").strip()
-    if not text:
-        raise UserError(f"empty POS; valid: {_valid_values()}")
-    if ratio is not None and not isinstance(ratio, float):
-        try:
-            ratio = float(ratio)
-        except ValueError:
-            raise UserError(f"RATIO {ratio!r} is not a number; valid: a number in (0, 1]") from None
-    if text.lower() == NONE:
-        if ratio is not None:
-            raise UserError(f"POS=none turns MLM off and takes no RATIO (got {ratio}); drop RATIO")
-        return MaskSpec(classes=(), ratio=0.0, name=NONE)
-    if ratio is not None and not 0.0 < ratio <= 1.0:
-        raise UserError(f"RATIO {ratio} is outside (0, 1]; valid: a number in (0, 1], e.g. 0.7, 1.0, 0.15")
-    if text.lower() == RANDOM:
-        words = tuple(UPOS_NAMES)  # every word token is a candidate: the BERT baseline
-        return MaskSpec(classes=words, ratio=DEFAULT_RATIO[RANDOM] if ratio is None else ratio, name=RANDOM)
-    names = [part.strip().upper() for part in text.replace("+", ",").split(",") if part.strip()]
-    unknown = [n for n in names if n not in UPOS_ID]
-    if unknown or not names:
-        raise UserError(f"unknown POS {', '.join(unknown) or text!r}; valid: {_valid_values()}")
-    classes = tuple(sorted(set(names), key=UPOS_ID.__getitem__))
-    return MaskSpec(classes=classes, ratio=DEFAULT_POS_RATIO if ratio is None else ratio, name="+".join(classes))
+N_UPOS = len(UPOS_NAMES)
 
 
 @dataclass
 class MaskedBatch:
-    """Output of the masking op; counts stay on the device (no host sync)."""
+    """Output of the masking op; every count is a tensor on the device (no host sync)."""
 
     input_ids: Tensor  # [B, L] ids with masked positions replaced
     labels: Tensor  # [B, L] original id at masked positions, IGNORE_INDEX elsewhere
-    n_candidates: Tensor  # scalar long
+    n_candidates: Tensor  # scalar long: tokens that could be masked (p > 0)
     n_masked: Tensor  # scalar long
     n_words: Tensor  # scalar long: word tokens (pos != 255) in the batch
+    masked_by_pos: Tensor  # [N_UPOS] long: masked tokens per UPOS id
+    candidates_by_pos: Tensor  # [N_UPOS] long: candidate tokens per UPOS id
+    captions: Tensor  # scalar long: rows of the batch
+    mlm_captions: Tensor  # scalar long: captions with at least one MLM target
+    capped_captions: Tensor  # scalar long: captions where the budget is capped at all their candidates
+    fallback_captions: Tensor  # scalar long: captions without a candidate that took the fallback
+    partial_words: Tensor  # scalar long: words with some but not all wordpieces masked (whole words: 0)
+
+
+def _per_pos(pos: Tensor, masked: Tensor, candidates: Tensor) -> Tensor:
+    """[2, N_UPOS] masked and candidate tokens per UPOS id (255 dropped), one scatter-add on the device."""
+    index = pos.clamp(max=N_UPOS).reshape(1, -1).expand(2, -1)
+    flags = torch.stack([masked.reshape(-1), candidates.reshape(-1)]).long()
+    return torch.zeros(2, N_UPOS + 1, dtype=torch.long, device=pos.device).scatter_add_(1, index, flags)[:, :N_UPOS]
 
 
 def mask_tokens(
     ids: Tensor,
     pos: Tensor,
     table: Tensor,
-    ratio: float,
     mask_id: int,
     vocab_size: int,
     probs: tuple[float, float] = (0.8, 0.1),
     generator: torch.Generator | None = None,
+    *,
+    word: Tensor | None = None,
+    budget: float | None = None,
+    fallback: float = 0.0,
 ) -> MaskedBatch:
-    """The one vectorised masking op (see module doc). `pos` is uint8/long with 255 for specials and padding."""
+    """The one vectorised masking op (see module doc). `pos` is uint8/long with 255 for specials and padding;
+    `table` the spec's float table; `word` (word index, -1 for specials) turns on whole-word draws (the
+    wordpieces of a word share its UPOS, so they share p; `partial_words` checks it); `budget` the expected
+    masked share of each caption's word tokens; `fallback` the probability for the word tokens of captions
+    without a candidate."""
     pos = pos.long()
-    candidates = table[pos]
+    is_word = pos != NOT_A_WORD
+    p = table.take(pos)  # = table[pos], without advanced indexing's overhead
+    zero = torch.zeros((), dtype=torch.long, device=ids.device)
+    capped = fell_back = partial = zero
+    if budget is not None or fallback:
+        n_cand, n_words = (p > 0).sum(1), is_word.sum(1)
+    if budget is not None:  # table holds 1.0 per candidate: spread budget x words over the candidates
+        want = budget * n_words
+        p = p * (want / n_cand.clamp(min=1)).clamp(max=1.0)[:, None]
+        capped = ((want > n_cand) & (n_cand > 0)).sum()
+    if fallback:
+        empty = (n_cand == 0) & (n_words > 0)
+        p = torch.where(empty[:, None] & is_word, torch.full_like(p, fallback), p)
+        fell_back = empty.sum()
     draw = torch.rand(ids.shape, device=ids.device, generator=generator)
-    masked = candidates & (draw < ratio)
+    if word is not None:  # one draw per word, shared by its wordpieces
+        index = word.long().clamp(0, ids.shape[1] - 1)
+        draw = draw.gather(1, index)
+    masked = draw < p
     labels = torch.where(masked, ids, torch.full_like(ids, IGNORE_INDEX))
     how = torch.rand(ids.shape, device=ids.device, generator=generator)
     p_mask, p_random = probs
@@ -127,25 +97,45 @@ def mask_tokens(
     random_ids = torch.randint(vocab_size, ids.shape, device=ids.device, generator=generator, dtype=ids.dtype)
     input_ids = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
     input_ids = torch.where(to_random, random_ids, input_ids)
+    if word is not None:
+        size_hit = torch.zeros(2, *ids.shape, dtype=torch.long, device=ids.device).scatter_add_(
+            2, index.expand(2, -1, -1), torch.stack([is_word, masked & is_word]).long())
+        partial = ((size_hit[1] > 0) & (size_hit[1] < size_hit[0])).sum()
+    by_pos = _per_pos(pos, masked, p > 0)
+    n_masked, n_candidates = by_pos.sum(1)
     return MaskedBatch(
-        input_ids=input_ids,
-        labels=labels,
-        n_candidates=candidates.sum(),
-        n_masked=masked.sum(),
-        n_words=(pos != NOT_A_WORD).sum(),
+        input_ids=input_ids, labels=labels, n_candidates=n_candidates, n_masked=n_masked,
+        n_words=is_word.sum(), masked_by_pos=by_pos[0], candidates_by_pos=by_pos[1],
+        captions=torch.full((), ids.shape[0], dtype=torch.long, device=ids.device),
+        mlm_captions=masked.any(1).sum(), capped_captions=capped, fallback_captions=fell_back,
+        partial_words=partial,
     )
 
 
 class Masker:
-    """A MaskSpec bound to a device and a tokenizer: `masker(ids, pos)` -> MaskedBatch."""
+    """A MaskSpec bound to a device, a tokenizer and the run's length: `masker(ids, pos, word, step)`.
 
-    def __init__(self, spec: MaskSpec, mask_id: int, vocab_size: int,
-                 probs: tuple[float, float] = (0.8, 0.1), device: torch.device | str = "cpu") -> None:
+    A curriculum's stage is a function of the step alone (stage k ends at round(ends[k] x total_steps)),
+    so a resumed run masks exactly as the uninterrupted one.
+    """
+
+    def __init__(self, spec: MaskSpec, mask_id: int, vocab_size: int, probs: tuple[float, float] = (0.8, 0.1),
+                 device: torch.device | str = "cpu", total_steps: int = 1) -> None:
         if not (0 <= probs[0] and 0 <= probs[1] and probs[0] + probs[1] <= 1):
             raise UserError(f"mask replacement probabilities {probs} must be >= 0 and sum to <= 1")
         self.spec, self.mask_id, self.vocab_size, self.probs = spec, mask_id, vocab_size, probs
-        self.table = spec.table(device)
+        self.phases = [(s.table(device), s.budget, FALLBACK_RATIO if s.fallback == RANDOM else 0.0)
+                       for s in spec.stages or (spec,)]
+        self.bounds = [round(end * total_steps) for end in spec.ends]
 
-    def __call__(self, ids: Tensor, pos: Tensor, generator: torch.Generator | None = None) -> MaskedBatch:
-        return mask_tokens(ids, pos, self.table, self.spec.ratio, self.mask_id, self.vocab_size,
-                           self.probs, generator)
+    def stage_at(self, step: int) -> int:
+        """The curriculum stage of a step (0 without a curriculum)."""
+        return bisect.bisect_right(self.bounds, step)
+
+    def __call__(self, ids: Tensor, pos: Tensor, word: Tensor | None = None, step: int = 0,
+                 generator: torch.Generator | None = None) -> MaskedBatch:
+        if self.spec.whole_word and word is None:
+            raise ValueError("whole-word masking needs the batch's word index (word.npy)")
+        table, budget, fallback = self.phases[self.stage_at(step)]
+        return mask_tokens(ids, pos, table, self.mask_id, self.vocab_size, self.probs, generator,
+                           word=word if self.spec.whole_word else None, budget=budget, fallback=fallback)

@@ -57,18 +57,20 @@ def peak_memory_mb(device: torch.device) -> float:
 class MetricsWindow:
     """Per-step values summed on the device over one logging window (no host sync until `summary`).
 
-    `means` are averaged over the window's steps and the ranks; `totals` are summed.
+    `means` are averaged over the window's steps and the ranks; `totals` are summed: 0-d tensors, or
+    1-d ones of the length `sizes` gives (read back as lists).
     """
 
-    def __init__(self, device: torch.device, means: Sequence[str], totals: Sequence[str] = ()) -> None:
+    def __init__(self, device: torch.device, means: Sequence[str], totals: Sequence[str] = (),
+                 sizes: Mapping[str, int] | None = None) -> None:
         self.device, self.mean_names, self.total_names = device, tuple(means), tuple(totals)
+        self.sizes = [(sizes or {}).get(k, 1) for k in self.total_names]
         self.reset()
 
     def reset(self) -> None:
         """Start a new window."""
         self.start, self.wait, self.steps, self.samples = time.perf_counter(), 0.0, 0, 0
-        self.values = torch.zeros(len(self.mean_names) + len(self.total_names), dtype=torch.float64,
-                                  device=self.device)
+        self.values = torch.zeros(len(self.mean_names) + sum(self.sizes), dtype=torch.float64, device=self.device)
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
@@ -79,12 +81,12 @@ class MetricsWindow:
 
     def add(self, samples: int, means: Mapping[str, torch.Tensor],
             totals: Mapping[str, torch.Tensor] | None = None) -> None:
-        """One step's values (0-d tensors) and its number of samples on this rank."""
+        """One step's values (0-d tensors; 1-d for sized totals) and its number of samples on this rank."""
         self.steps += 1
         self.samples += samples
-        parts = [means[k].detach().double() for k in self.mean_names]
-        parts += [(totals or {})[k].detach().double() for k in self.total_names]
-        self.values += torch.stack(parts)
+        parts = [means[k].detach().double().reshape(1) for k in self.mean_names]
+        parts += [(totals or {})[k].detach().double().reshape(-1) for k in self.total_names]
+        self.values += torch.cat(parts)
 
     def summary(self, world: int) -> dict[str, Any]:
         """Means, totals, samples/s over all ranks and this rank's data-wait share (one sync); resets."""
@@ -92,7 +94,9 @@ class MetricsWindow:
         n = len(self.mean_names)
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         out: dict[str, Any] = {k: v / max(1, self.steps * world) for k, v in zip(self.mean_names, values[:n])}
-        out.update({k: int(v) for k, v in zip(self.total_names, values[n:])})
+        for k, size in zip(self.total_names, self.sizes):
+            out[k] = int(values[n]) if size == 1 else [int(v) for v in values[n:n + size]]
+            n += size
         out.update(samples_per_s=self.samples * world / elapsed, data_wait_share=self.wait / elapsed)
         self.reset()
         return out

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from shards.errors import UserError
 from trainer.blocks import FusionBlock, TextBlock, key_padding_bias
 from trainer.config import ModelConfig
+from trainer.precision import no_autocast
 from trainer.vision import build_vision_encoder
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,16 @@ class PosMaskModel(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def temperature(self) -> Tensor:
-        """The ITC temperature, clamped to [0.001, 0.5]."""
-        return self.temp.clamp(TEMP_MIN, TEMP_MAX)
+        """The ITC temperature: its value clamped to [0.001, 0.5], its gradient passed through unchanged, so that
+        a temperature at a bound can come back (a plain clamp gives no gradient there). Training also keeps
+        the parameter itself inside the bounds (`clamp_temperature` after each optimiser step)."""
+        return self.temp + (self.temp.clamp(TEMP_MIN, TEMP_MAX) - self.temp).detach()
+
+    @torch.no_grad()
+    def clamp_temperature(self) -> None:
+        """Clamp the temperature parameter in place to [0.001, 0.5] (ALBEF's rule), so that it never drifts past
+        a bound, where steps would go by with the value stuck at the bound."""
+        self.temp.clamp_(TEMP_MIN, TEMP_MAX)
 
     def encode_image(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
         """[B,3,H,W] -> (image tokens [B,Ni,D], L2-normalised ITC feature [B,embed_dim])."""
@@ -124,12 +133,15 @@ class PosMaskModel(nn.Module):
         return self.fusion_norm(x)
 
     def itm_logits(self, fused: Tensor, attention_mask: Tensor) -> Tensor:
-        """Fusion output [B,L,D] -> [B,2]; column 1 = match. Reads the fused [CLS] or the token mean (`itm_pool`)."""
-        return self.itm_head(pool(fused, attention_mask, self.config.itm_pool))
+        """Fusion output [B,L,D] -> float32 [B,2]; column 1 = match. Reads the fused [CLS] or the token mean
+        (`itm_pool`). Runs in float32 whatever the autocast (trainer.precision)."""
+        with no_autocast(fused):
+            return self.itm_head(pool(fused.float(), attention_mask, self.config.itm_pool))
 
     def mlm_logits(self, fused: Tensor) -> Tensor:
-        """[B,L,D] -> [B,L,vocab]."""
-        return self.mlm_head(fused)
+        """[..., D] -> float32 [..., vocab], in float32 whatever the autocast."""
+        with no_autocast(fused):
+            return self.mlm_head(fused.float())
 
 
 def save_pretrained(model: PosMaskModel, out_dir: str | Path) -> None:

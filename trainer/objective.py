@@ -7,23 +7,28 @@ from torch import Tensor, nn
 
 from trainer.albef import MomentumQueue
 from trainer.distributed import gather_no_grad, gather_with_grad
-from trainer.losses import distill_loss, itc_loss, itm_labels, mlm_loss, sample_hard_negatives
+from trainer.losses import distill_loss, itc_loss, itm_labels, mlm_denominator, mlm_loss, sample_hard_negatives
 from trainer.masking import IGNORE_INDEX
 from trainer.model import PosMaskModel
+from trainer.precision import similarity
 
 
 class Pretrainer(nn.Module):
-    """Wraps PosMaskModel (and, with `albef`, its momentum copy and queues); forward returns the losses."""
+    """Wraps PosMaskModel (and, with `albef`, its momentum copy and queues); forward returns the losses.
+    `mlm_mean`: how the MLM loss averages over ranks (trainer.losses.mlm_denominator)."""
 
-    def __init__(self, model: PosMaskModel, mlm: bool, albef: MomentumQueue | None = None) -> None:
+    def __init__(self, model: PosMaskModel, mlm: bool, albef: MomentumQueue | None = None,
+                 mlm_mean: str = "global") -> None:
         super().__init__()
-        self.model, self.mlm, self.albef = model, mlm, albef
+        self.model, self.mlm, self.albef, self.mlm_mean = model, mlm, albef, mlm_mean
 
     def forward(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
                 mlm_ids: Tensor | None = None, mlm_labels: Tensor | None = None,
-                alpha: float | Tensor = 0.0, hardness: float | Tensor = 1.0) -> dict[str, Tensor]:
+                alpha: float | Tensor = 0.0, hardness: float | Tensor = 1.0,
+                loss_weights: Tensor | None = None) -> dict[str, Tensor]:
         """All losses of one batch. `hardness`: share of ITM negatives drawn hard from the ITC similarities
-        (1 = ALBEF); the others are uniform over the other images (a curriculum for tiny models)."""
+        (1 = ALBEF); the others are uniform over the other images (a curriculum for tiny models).
+        `loss_weights`: [3] weights of MLM, ITC and ITM in `loss` (None: 1 each; trainer.loss_weights)."""
         m = self.model
         image_tokens, image_feat = m.encode_image(pixels)
         text_tokens, text_feat = m.encode_text(ids, attention_mask)
@@ -39,7 +44,7 @@ class Pretrainer(nn.Module):
 
         # ITM: positives, one hard negative image per text and one hard negative text per image (local batch).
         with torch.no_grad():
-            sim_i2t = image_feat @ text_feat.t() / temp
+            sim_i2t = similarity(image_feat, text_feat) / temp
             neg_text = sample_hard_negatives(sim_i2t, image_ids, image_ids, hardness=hardness)
             neg_image = sample_hard_negatives(sim_i2t.t(), image_ids, image_ids, hardness=hardness)
         texts = torch.cat([text_tokens, text_tokens, text_tokens[neg_text]])
@@ -47,7 +52,7 @@ class Pretrainer(nn.Module):
         images = torch.cat([image_tokens, image_tokens[neg_image], image_tokens])
         labels = torch.cat([torch.ones_like(image_ids), itm_labels(image_ids, image_ids[neg_image]),
                             itm_labels(image_ids[neg_text], image_ids)])
-        logits = m.itm_logits(m.fuse(texts, masks, images), masks).float()
+        logits = m.itm_logits(m.fuse(texts, masks, images), masks)
         loss_itm = F.cross_entropy(logits, labels)
         correct = (logits.argmax(1) == labels).float()
         is_pos = labels.float()  # balanced accuracy: chance is 0.5 whatever the share of true matches
@@ -61,18 +66,20 @@ class Pretrainer(nn.Module):
             labels = mlm_labels[where]
             masked_tokens, _ = m.encode_text(mlm_ids, attention_mask)
             mlm_logits = m.mlm_logits(m.fuse(masked_tokens, attention_mask, image_tokens)[where])
-            loss_mlm, _ = mlm_loss(mlm_logits, labels)
+            denominator = mlm_denominator(where.sum(), self.mlm_mean)
+            loss_mlm, _ = mlm_loss(mlm_logits, labels, denominator)
             if self.albef is not None:
                 with torch.no_grad():
                     mm = self.albef.model_m
                     img_m, _ = mm.encode_image(pixels)
                     txt_m, _ = mm.encode_text(mlm_ids, attention_mask)
                     fused_m = mm.fuse(txt_m, attention_mask, img_m)[where]
-                    soft = F.softmax(mm.mlm_logits(fused_m).float(), dim=-1)
-                loss_mlm = (1 - alpha) * loss_mlm + alpha * distill_loss(mlm_logits, soft, labels)
+                    soft = F.softmax(mm.mlm_logits(fused_m), dim=-1)
+                loss_mlm = (1 - alpha) * loss_mlm + alpha * distill_loss(mlm_logits, soft, labels, denominator)
         else:
             loss_mlm = torch.zeros((), device=ids.device)
-        loss = loss_mlm + loss_itc + loss_itm
+        loss = loss_mlm + loss_itc + loss_itm if loss_weights is None else (
+            loss_weights[0] * loss_mlm + loss_weights[1] * loss_itc + loss_weights[2] * loss_itm)
         return {"loss": loss, "mlm": loss_mlm.detach(), "itc": loss_itc.detach(), "itm": loss_itm.detach(),
                 "itm_acc": itm_acc.detach(), "temp": temp.detach()}
 
@@ -90,8 +97,8 @@ class Pretrainer(nn.Module):
             image_cols = torch.cat([image_m_all, self.albef.image_queue.clone()])
             text_cols = torch.cat([text_m_all, self.albef.text_queue.clone()])
             id_cols = torch.cat([ids_all, self.albef.id_queue.clone()])
-            soft_i2t = F.softmax(image_feat_m @ text_cols.t() / temp, dim=1)
-            soft_t2i = F.softmax(text_feat_m @ image_cols.t() / temp, dim=1)
+            soft_i2t = F.softmax(similarity(image_feat_m, text_cols) / temp, dim=1)
+            soft_t2i = F.softmax(similarity(text_feat_m, image_cols) / temp, dim=1)
         loss, _, _ = itc_loss(image_feat, text_feat, image_cols, text_cols, image_ids, id_cols, temp,
                               soft_i2t, soft_t2i, alpha)
         self.albef.enqueue(image_m_all, text_m_all, ids_all)

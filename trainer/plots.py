@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shards.figures import pyplot, save_png
+from shards.figures import pyplot, save_figure
 from trainer.metrics import read_metrics
 
 LOSSES: tuple[str, ...] = ("mlm", "itc", "itm")  # metrics.jsonl keys
@@ -20,15 +20,17 @@ def loss_points(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[fl
 
 
 def plot_loss_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], out_path: str | os.PathLike[str],
-                     title: str = "") -> Path | None:
-    """One panel per loss, one line per `{label: metrics records}` entry, written atomically to `out_path`
-    (PNG); None when no curve has records."""
+                     title: str = "", losses: Sequence[str] = LOSSES, *also: str | os.PathLike[str]) -> Path | None:
+    """One panel per loss in `losses`, one line per `{label: metrics records}` entry, written atomically to
+    `out_path` (and to the `also` paths, e.g. a PDF); None when no curve has records."""
     curves = {label: records for label, records in curves.items() if records}
     if not curves:
         return None
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(15, 4.2))
-    for ax, key in zip(axes, LOSSES):
+    fig, axes = plt.subplots(1, len(losses), figsize=(5 * len(losses) + (1.5 if len(curves) > 1 else 0), 4.2),
+                             squeeze=False)
+    axes = axes[0]
+    for ax, key in zip(axes, losses):
         for label, records in curves.items():
             steps, values = loss_points(records, key)
             if steps:
@@ -41,12 +43,12 @@ def plot_loss_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], out_path
     if title:
         fig.suptitle(title)
     if len(curves) > 1:
-        handles, labels = axes[1].get_legend_handles_labels()
+        handles, labels = axes[-1].get_legend_handles_labels()
         fig.legend(handles, labels, loc="center right", fontsize=8)
-        fig.tight_layout(rect=(0, 0, 0.88, 1))
+        fig.tight_layout(rect=(0, 0, 1 - 1.5 / (5 * len(losses) + 1.5), 1))
     else:
         fig.tight_layout()
-    return save_png(fig, out_path)
+    return save_figure(fig, out_path, *also)
 
 
 def plot_losses(metrics_path: str | os.PathLike[str], out_path: str | os.PathLike[str],

@@ -12,13 +12,15 @@ import torch
 from shards.atomic import atomic_write_json
 from shards.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
-from shards.upos import NOT_A_WORD
 from trainer.albef import MomentumQueue
 from trainer.config import RUN_CONFIG, TrainConfig
-from trainer.data import ShardStream, make_loader, open_shards, steps_per_epoch
+from trainer.data import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch
 from trainer.distributed import DistInfo
 from trainer.engine import Engine, OptimSettings
-from trainer.masking import Masker, MaskSpec
+from trainer.loss_weights import LOSS_NAMES
+from trainer.mask_metrics import TOTALS, mask_fields, step_counts
+from trainer.mask_spec import MaskSpec
+from trainer.masking import Masker
 from trainer.metrics import MetricsWindow, flops_per_sample, peak_memory_mb, peak_tflops
 from trainer.model import PosMaskModel, save_pretrained
 from trainer.objective import Pretrainer
@@ -26,13 +28,13 @@ from trainer.plots import plot_losses
 
 log = logging.getLogger(__name__)
 LOSSES = ("mlm", "itc", "itm", "itm_acc", "temp")
-COUNTS = ("masked", "words", "empty_mlm")
 
 
 def optim_settings(cfg: TrainConfig, total: int) -> OptimSettings:
     """AdamW with warm-up from warmup_lr (over at most a tenth of the run), then cosine to min_lr."""
     return OptimSettings(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr,
-                         warmup_steps=min(cfg.warmup_steps, max(1, total // 10)), grad_clip=cfg.grad_clip)
+                         warmup_steps=min(cfg.warmup_steps, max(1, total // 10)), grad_clip=cfg.grad_clip,
+                         decay_groups=cfg.decay_groups)
 
 
 def fresh_loop_state() -> dict[str, Any]:
@@ -41,18 +43,17 @@ def fresh_loop_state() -> dict[str, Any]:
 
 
 def step_inputs(batch: dict[str, torch.Tensor], spec: MaskSpec, masker: Masker, cfg: TrainConfig, step: int,
-                steps_per_epoch_: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                steps_per_epoch_: int, total: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The Pretrainer's keyword inputs for one batch (masking done here, on the device) and its token counts."""
     inputs: dict[str, Any] = dict(pixels=batch["pixels"], ids=batch["ids"], attention_mask=batch["attention_mask"],
                                   image_ids=batch["image_ids"])
-    if spec.mlm:
-        masked = masker(batch["ids"], batch["pos"])
+    masked = masker(batch["ids"], batch["pos"], batch["word"], step) if spec.mlm else None
+    if masked is not None:
         inputs.update(mlm_ids=masked.input_ids, mlm_labels=masked.labels)
-        counts = {"masked": masked.n_masked, "words": masked.n_words, "empty_mlm": (masked.n_masked == 0).long()}
-    else:
-        zero = torch.zeros((), dtype=torch.long, device=batch["ids"].device)
-        counts = {"masked": zero, "words": (batch["pos"] != NOT_A_WORD).sum(), "empty_mlm": zero}
+    counts = step_counts(masked, batch["pos"])
     device = batch["ids"].device  # schedules go in as tensors: torch.compile does not recompile per value
+    if not cfg.loss_weights.is_default:
+        inputs["loss_weights"] = torch.tensor(cfg.loss_weights.at(step, total), device=device)
     if cfg.albef:
         inputs["alpha"] = torch.tensor(cfg.alpha * min(1.0, step / steps_per_epoch_), device=device)
     if cfg.hard_negative_warmup:
@@ -65,6 +66,8 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     device, rank, world = info.device, info.rank, info.world_size
     run_dir, spec = Path(cfg.run), cfg.mask
     shards = open_shards(cfg.shards)
+    if spec.whole_word:
+        check_word_index(shards)
     _, tok = load_tokenizer()
     check_same_vocab(shards.manifest, tok)
     cfg.model.vocab_size, cfg.model.pad_id = tok.vocab_size, tok.pad_id
@@ -76,22 +79,23 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     torch.manual_seed(cfg.seed)  # identical init on every rank
     model = PosMaskModel(cfg.model, vision_weights="random" if engine.resuming else cfg.vision_weights)
     albef = MomentumQueue(model, cfg.momentum, cfg.queue_size, cfg.model.embed_dim) if cfg.albef else None
-    module = Pretrainer(model, spec.mlm, albef)
+    module = Pretrainer(model, spec.mlm, albef, cfg.mlm_mean)
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank randomness (masking, negatives, dropout)
-    net = engine.attach(module, find_unused_parameters=not spec.mlm, sync_buffers=False)  # ALBEF queues: per rank
+    net = engine.attach(module, find_unused_parameters=not spec.mlm, sync_buffers=False,  # ALBEF queues: per rank
+                        after_step=model.clamp_temperature)
     if info.is_main:
         atomic_write_json(run_dir / RUN_CONFIG, cfg.to_dict())
     state = engine.loop_state or fresh_loop_state()
     stats = state["stats"]
-    masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device)
+    masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
     image_tokens = (cfg.model.image_size // model.vision.patch_embed.patch_size[0]) ** 2 + 1
     flops = flops_per_sample(model, image_tokens, cfg.model.max_text_len, spec.mlm)
     peak = peak_tflops(device, cfg.peak_tflops)
-    window = MetricsWindow(device, LOSSES, COUNTS)
+    window = MetricsWindow(device, LOSSES, tuple(TOTALS), TOTALS)
     workers = max(1, cfg.workers)
     if info.is_main:
         log.info("mask %s | %d samples, %d steps/epoch x %d ranks x batch %d, %d steps total",
-                 spec.label, shards.total, spe, world, cfg.batch_size, total)
+                 spec.report_label, shards.total, spe, world, cfg.batch_size, total)
 
     module.train()
     stopped = False
@@ -102,6 +106,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
             stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
                                  cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
                                  skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None,
+                                 augment=cfg.augment,
                                  drawn=state["drawn"] if same_position and start else None)
             batches = iter(make_loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
             state.update(epoch=epoch, workers=workers, drawn=dict(state["drawn"]) if same_position else {})
@@ -113,14 +118,15 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
                 state["drawn"][index % workers] = int(batch.pop("drawn"))
                 stats["corrupt_samples"] = corrupt_before + sum(corrupt.values())
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                inputs, counts = step_inputs(batch, spec, masker, cfg, engine.step, spe)
+                inputs, counts = step_inputs(batch, spec, masker, cfg, engine.step, spe, total)
                 with engine.autocast():
                     out = net(**inputs)
                 grad_norm = engine.update(out["loss"])
                 window.add(batch["ids"].shape[0], out, counts)
 
                 if engine.due(cfg.log_every):
-                    engine.log(metrics_record(window, engine, epoch, grad_norm, stats, world, flops, peak))
+                    engine.log({**metrics_record(window, engine, epoch, grad_norm, stats, world, flops, peak, spec),
+                                **schedule_fields(cfg, masker, engine.step - 1, total)})
                 stopped = engine.stop_requested()
                 if stopped or engine.due(cfg.ckpt_every):
                     engine.save(state)
@@ -133,22 +139,34 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
         raise Interrupted(f"stopped by SIGTERM at step {engine.step}; run the same command again to resume")
     if info.is_main:
         save_pretrained(model, run_dir)
-        plot_losses(run_dir / "metrics.jsonl", run_dir / "losses.png", title=f"{cfg.preset} {spec.label}")
+        plot_losses(run_dir / "metrics.jsonl", run_dir / "losses.png", title=f"{cfg.preset} {spec.report_label}")
         atomic_write_json(run_dir / "summary.json", {"steps": engine.step, "mask": spec.to_dict(), **stats})
         log.info("done: %s (model.safetensors, config.json, losses.png)", run_dir)
     return 0
 
 
+def schedule_fields(cfg: TrainConfig, masker: Masker, step: int, total: int) -> dict[str, Any]:
+    """The curriculum stage and the loss weights of step `step` (host values: no sync)."""
+    fields: dict[str, Any] = {}
+    if cfg.mask.stages:
+        stage = masker.stage_at(step)
+        fields.update(mask_stage=stage, mask_stage_name=cfg.mask.stages[stage].name)
+    if not cfg.loss_weights.is_default:
+        fields["loss_weights"] = dict(zip(LOSS_NAMES, cfg.loss_weights.at(step, total)))
+    return fields
+
+
 def metrics_record(window: MetricsWindow, engine: Engine, epoch: int, grad_norm: torch.Tensor | None,
-                   stats: dict[str, int], world: int, flops: float, peak: float | None) -> dict[str, Any]:
-    """One metrics.jsonl line, averaged over the logging window and over ranks (one host sync)."""
+                   stats: dict[str, int], world: int, flops: float, peak: float | None,
+                   spec: MaskSpec) -> dict[str, Any]:
+    """One metrics.jsonl line, averaged over the logging window and over ranks (one host sync); `loss` is
+    the unweighted sum of the three losses (the weights, when set, are logged beside it)."""
     values = window.summary(world)
     stats["empty_mlm_batches"] += values.pop("empty_mlm")
-    masked, words = values.pop("masked"), values.pop("words")
+    masking = mask_fields(values, spec)
     record = {
         "step": engine.step, "epoch": epoch, "lr": engine.lr, "loss": values["mlm"] + values["itc"] + values["itm"],
-        **values, "grad_norm": float(grad_norm) if grad_norm is not None else None,
-        "masked_share": masked / max(words, 1), "masked_tokens": masked, **stats,
+        **values, "grad_norm": float(grad_norm) if grad_norm is not None else None, **masking, **stats,
         "peak_mem_mb": peak_memory_mb(engine.info.device), "time": time.time(),
     }
     if peak:

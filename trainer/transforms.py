@@ -1,4 +1,5 @@
-"""Image transforms: RandomResizedCrop for training (seeded per sample, so resume is exact), resize for eval."""
+"""Image transforms: RandomResizedCrop for training (seeded per sample, so resume is exact), optionally with
+ALBEF's flip and RandAugment (`augment="albef"`); resize for eval."""
 from __future__ import annotations
 
 import math
@@ -6,11 +7,15 @@ import random
 from collections.abc import Callable
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
+
+from trainer.randaugment import rand_augment
 
 MEAN = (0.5, 0.5, 0.5)  # the augreg ViT normalisation
 STD = (0.5, 0.5, 0.5)
+AUGMENTS: tuple[str, ...] = ("crop", "albef")
+ALBEF_CROP_SCALE = (0.2, 1.0)  # ALBEF's pre-training RandomResizedCrop
 
 
 def to_tensor(image: Image.Image) -> Tensor:
@@ -49,8 +54,17 @@ def crop_box(width: int, height: int, rng: random.Random, scale: tuple[float, fl
 
 
 def train_transform(image: Image.Image, image_size: int, rng: random.Random,
-                    scale: tuple[float, float] = (0.5, 1.0)) -> Tensor:
-    """RandomResizedCrop to image_size (bicubic) and normalise."""
+                    scale: tuple[float, float] = (0.5, 1.0), augment: str = "crop") -> Tensor:
+    """RandomResizedCrop to image_size (bicubic) and normalise; `augment="albef"` adds, after the crop, ALBEF's
+    horizontal flip (p 0.5; it does not swap "left" and "right" in the caption, nor does ALBEF) and RandAugment.
+    Every draw comes from `rng`."""
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment {augment!r}; valid: {', '.join(AUGMENTS)}")
     image = image.convert("RGB")
     box = crop_box(image.width, image.height, rng, scale)
-    return to_tensor(image.resize((image_size, image_size), Image.BICUBIC, box=box))
+    image = image.resize((image_size, image_size), Image.BICUBIC, box=box)
+    if augment == "albef":
+        if rng.random() < 0.5:
+            image = ImageOps.mirror(image)
+        image = rand_augment(image, rng)
+    return to_tensor(image)

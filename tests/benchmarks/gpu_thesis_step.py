@@ -6,6 +6,8 @@ data-wait share and masking share, for bf16 autocast + fused AdamW (+ torch.comp
 
 Without --shards the batch is synthetic and already on the GPU (data wait 0 by construction); with --shards
 the loader of `posmask pretrain` feeds it, so the data-wait share is real. Exits 0 with a message without CUDA.
+It runs the real model and objective, so the "bf16" figures include what stays float32 under autocast (the ITC
+similarities and loss, the ITM and MLM heads: trainer.precision).
 """
 from __future__ import annotations
 

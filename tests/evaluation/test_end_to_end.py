@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from evaluation.valse_metric import entry_outcomes, valse_scores
 from posmask_cli import main
 
 
@@ -135,3 +136,26 @@ def test_probe_without_tags_fails_before_any_work(tiny_run, tiny_eval, tmp_path,
     assert _eval(tiny_run, "--tasks", "retrieval,probe", "--scenes", str(bare), "--out", str(tmp_path / "o")) == 2
     assert "no UPOS tags" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_reference_conventions_are_recorded_and_recomputable(tiny_run, tiny_eval, tmp_path):
+    out = tmp_path / "eval"
+    assert _eval(tiny_run, "--tasks", "retrieval,valse", "--scenes", str(tiny_eval), "--k", "4", "--out", str(out),
+                 "--rerank-score", "logit", "--valse-convention", "valse") == 0
+    assert json.loads((out / "retrieval.json").read_text())["rerank_score"] == "logit"
+    valse = json.loads((out / "valse.json").read_text())
+    assert valse["convention"] == "valse"
+    entries = json.loads((out / "valse_entries.json").read_text())
+    for piece, result in valse["pieces"].items():
+        rows = [e for e in entries if e["piece"] == piece]
+        cap, foil = [e["caption_logits"] for e in rows], [e["foil_logits"] for e in rows]
+        assert valse_scores(cap, foil, "valse") == {k: result[k] for k in ("acc_r", "p_c", "p_f", "acc", "n")}
+        assert [e["caption"] > e["foil"] for e in rows] == list(entry_outcomes(cap, foil, "valse")["pairwise"])
+        assert all(e["caption"] == e["caption_logits"][1] for e in rows)  # valse: the raw match logit
+    assert _eval(tiny_run, "--tasks", "valse", "--scenes", str(tiny_eval), "--out", str(out)) == 0
+    posmask = json.loads((out / "valse.json").read_text())
+    assert posmask["convention"] == "posmask"
+    for piece, result in posmask["pieces"].items():  # the same entries, scored in the other convention
+        rows = [e for e in entries if e["piece"] == piece]
+        again = valse_scores([e["caption_logits"] for e in rows], [e["foil_logits"] for e in rows], "posmask")
+        assert again["acc_r"] == pytest.approx(result["acc_r"]) and again["p_f"] == pytest.approx(result["p_f"])

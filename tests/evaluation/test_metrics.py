@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.retrieval_metric import recall_at_k, retrieval_metrics
-from evaluation.valse_metric import valse_scores
+from evaluation.retrieval_metric import metrics_from_hits, recall_at_k, retrieval_hits
+from evaluation.valse_metric import entry_outcomes, valse_scores
 from evaluation.vqa_metric import (normalize_answer, process_digit_article, process_punctuation,
                                    question_accuracy, soft_score, vqa_accuracy)
 
@@ -57,7 +57,7 @@ def test_retrieval_metrics_both_directions():
     # 2 images, 4 texts (2 each); i2t perfect, t2i: text 3 ranks image 0 first
     i2t = np.array([[0.9, 0.8, 0.1, 0.2], [0.1, 0.2, 0.9, 0.8]])
     t2i = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.7, 0.3]])
-    m = retrieval_metrics(i2t, t2i, txt2img=[0, 0, 1, 1], img2txt=[[0, 1], [2, 3]])
+    m = metrics_from_hits(*retrieval_hits(i2t, t2i, txt2img=[0, 0, 1, 1], img2txt=[[0, 1], [2, 3]]))
     assert m["tr_r1"] == 100.0 and m["ir_r1"] == 75.0 and m["ir_r5"] == 100.0
     assert m["tr_mean"] == 100.0
     assert m["ir_mean"] == pytest.approx((75 + 100 + 100) / 3)
@@ -65,21 +65,47 @@ def test_retrieval_metrics_both_directions():
 
 
 # ---------------------------------------------------------------- VALSE
+def logits(probs):
+    """[n,2] ITM logits (no match 0, match log-odds) with the given match probabilities."""
+    p = np.asarray(probs, dtype=np.float64)
+    return np.stack([np.zeros_like(p), np.log(p) - np.log1p(-p)], axis=1)
+
+
 def test_valse_scores_hand_case():
-    cap = [0.9, 0.6, 0.4, 0.5, 0.7]
-    foil = [0.1, 0.7, 0.3, 0.5, 0.2]
+    cap = logits([0.9, 0.6, 0.4, 0.5, 0.7])
+    foil = logits([0.1, 0.7, 0.3, 0.5, 0.2])
     s = valse_scores(cap, foil)
     # acc_r: 0.9>0.1, 0.6<0.7, 0.4>0.3, tie, 0.7>0.2 -> 3/5
     assert s["acc_r"] == pytest.approx(60.0)
     # p_c: caption prob > .5 -> 0.9, 0.6, 0.7 -> 3/5 ; p_f: foil prob < .5 -> .1, .3, .2 -> 3/5
     assert s["p_c"] == pytest.approx(60.0) and s["p_f"] == pytest.approx(60.0)
     assert s["acc"] == pytest.approx(60.0) and s["n"] == 5
+    # the VALSE authors' script: the same here, except that the tied foil (0.5) counts as detected
+    v = valse_scores(cap, foil, "valse")
+    assert (v["acc_r"], v["p_c"], v["p_f"]) == (pytest.approx(60.0), pytest.approx(60.0), pytest.approx(80.0))
+
+
+def test_valse_conventions_differ_where_the_no_match_logit_moves():
+    # caption: match logit 3, no-match 2 (p 0.73); foil: match logit 2, no-match -2 (p 0.98)
+    cap, foil = [[2.0, 3.0]], [[-2.0, 2.0]]
+    assert valse_scores(cap, foil)["acc_r"] == 0.0  # probabilities: the foil wins
+    assert valse_scores(cap, foil, "valse")["acc_r"] == 100.0  # raw match logits: the caption wins
+    outcome = entry_outcomes([[2.0, 3.0], [1.0, 1.0]], [[0.0, 0.0], [5.0, 1.0]], "valse")
+    assert outcome["foil_detected"].tolist() == [True, True] and outcome["caption_fits"].tolist() == [True, False]
+    assert entry_outcomes([[2.0, 3.0]], [[0.0, 0.0]])["foil_detected"].tolist() == [False]  # posmask: p < 0.5
+    with pytest.raises(ValueError, match="valid: posmask, valse"):
+        valse_scores(cap, foil, "lxmert")
+
+
+def test_valse_scores_keep_order_where_probabilities_round_to_one():
+    s = valse_scores([[0.0, 40.0]], [[0.0, 39.0]])  # both float32 sigmoids are 1.0
+    assert s["acc_r"] == 100.0
 
 
 def test_valse_scores_asymmetric_and_empty():
-    s = valse_scores([0.8, 0.8], [0.9, 0.9])  # says "match" to everything
+    s = valse_scores(logits([0.8, 0.8]), logits([0.9, 0.9]))  # says "match" to everything
     assert (s["acc_r"], s["p_c"], s["p_f"], s["acc"]) == (0.0, 100.0, 0.0, 50.0)
-    assert math.isnan(valse_scores([], [])["acc_r"])
+    assert math.isnan(valse_scores(np.zeros((0, 2)), np.zeros((0, 2)))["acc_r"])
 
 
 # ---------------------------------------------------------------- VQA

@@ -1,4 +1,5 @@
-"""The report: grouped tables, ratio comparison, figures and index from fabricated run folders."""
+"""The report: thesis-layout and per-method tables with seed spreads and bootstrap intervals, figures and
+index from fabricated run folders."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,11 @@ def _run(root: Path, name: str, pos: str, ratio: float, score: float, shards: Pa
     return run
 
 
+def report_args(runs: list[Path], out: Path, **extra) -> argparse.Namespace:
+    return argparse.Namespace(runs=[str(r) for r in runs], out=str(out), title="t",
+                              **({"reference": "random 0.15", "with_thesis": False} | extra))
+
+
 def test_report_tables_and_figures(tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -45,26 +51,66 @@ def test_report_tables_and_figures(tmp_path):
             _run(tmp_path, "tiny-DET-0.7", "DET", 0.7, 30.0, shards),
             _run(tmp_path, "tiny-NOUN-1.0", "NOUN", 1.0, 25.0, shards),
             _run(tmp_path, "tiny-NOUN-0.7", "NOUN", 0.7, 20.0, shards),
-            _run(tmp_path, "tiny-random-0.15", "random", 0.15, 15.0, shards)]
+            _run(tmp_path, "tiny-random-0.15", "random", 0.15, 15.0, shards),
+            _run(tmp_path, "tiny-random-0.15-albef", "random", 0.15, 16.0, shards, albef=True)]
     out = tmp_path / "report"
-    rc = cli_report.run(argparse.Namespace(runs=[str(r) for r in runs], out=str(out), title="t"))
-    assert rc == 0
+    assert cli_report.run(report_args(runs, out, with_thesis=True)) == 0
     index = (out / "index.md").read_text()
-    for png in ("losses.png", "pos_histogram.png", "summary.png"):
-        assert (out / png).stat().st_size > 1000 and f"]({png})" in index
+    for stem in ("figure_4_1", "figure_4_2", "figure_4_3", "figure_4_4", "summary"):
+        assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").stat().st_size > 1000
+        assert f"]({stem}.png)" in index
     retrieval = (out / "retrieval.md").read_text()
-    lines = [ln for ln in retrieval.splitlines() if ln.startswith("| ")]
-    order = [ln.split("|")[1].strip() for ln in lines[1:]]
+    order = [ln.split("|")[1].strip() for ln in retrieval.splitlines() if ln.startswith("| ")][1:]
     assert order == ["*Non-functional*", "NOUN 0.7", "NOUN 1.0", "*Functional*", "DET 0.7",
-                     "*Baselines*", "random 0.15", "none"]
-    assert "**30.0**" in retrieval  # best bold
+                     "*Baselines*", "random 0.15 (ref.)", "none", "ALBEF (random 0.15)"]
+    assert "| DET 0.7 | 30.00 |" in retrieval
     valse = (out / "valse.md").read_text()
-    assert "| Masking | existence | color | Avg. |" in valse  # paper order, then unknown pieces
-    ratio = (out / "ratio.md").read_text()
-    assert "| NOUN | 20.0 | 25.0 | +5.0 |" in ratio
-    vqa = (out / "vqa.md").read_text()
-    assert "Yes/No | Number | Other | Overall" in vqa
+    assert "| Method | existence | color | Avg. |" in valse  # paper order, then unknown pieces
+    table_4_1 = (out / "table_4_1.md").read_text()
+    assert "| ALBEF | 16.00 |" in table_4_1 and "| Random Masking (ref.) | 15.00 |" in table_4_1
+    assert "| VERB | – |" in table_4_1  # a thesis row the study lacks
+    assert "Published in the thesis" in table_4_1 and "| ALBEF | 70.40 | 89.50 |" in table_4_1
+    table_4_2 = [ln.split("|")[1].strip() for ln in (out / "table_4_2.md").read_text().splitlines()
+                 if ln.startswith("| ")]
+    assert table_4_2[1:3] == ["Random Masking (ref.)", "*Non-functional*"] and table_4_2[13] == "No Masking"
+    table_4_4 = (out / "table_4_4.md").read_text()
+    assert [ln.split("|")[1].strip() for ln in table_4_4.splitlines() if ln.startswith("| ")][1:4] == [
+        "No Masking (0 %)", "NOUN (70 %)", "NOUN (100 %)"]
+    assert "Yes/No | Number | Other | Overall" in (out / "vqa.md").read_text()
+    tex = (out / "table_4_2.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "Existence quantifiers" in tex
+    header = (out / "table_4_1.csv").read_text().splitlines()[0]
+    assert header.startswith("group,method,seeds,reference,TR r@1,TR r@1 sd,TR r@1 diff")
     assert "foil-it" in index  # not-run pieces are noted
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    cli_report.run(report_args(runs, out, with_thesis=True))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # the same report, byte for byte
+
+
+def test_report_intervals_from_per_item_scores(tmp_path):
+    shards = tmp_path / "shards"
+    better = [1] * 150 + [0] * 50   # R@1 75 % over 200 queries
+    noise = [1] * 100 + [0] * 100   # 50 %
+    runs = []
+    for name, pos, hits in (("random", "random", noise), ("det-s1", "DET", better), ("det-s2", "DET", better),
+                            ("noun", "NOUN", noise[::-1])):
+        run = _run(tmp_path, name, pos, 0.15 if pos == "random" else 0.7, 100.0 * sum(hits) / len(hits), shards)
+        if name == "det-s2":
+            record = json.loads((run / "run_config.json").read_text())
+            (run / "run_config.json").write_text(json.dumps(record | {"seed": 7}))
+        rows = [[h, 1, 1] for h in hits]
+        (run / "eval" / "retrieval_items.json").write_text(json.dumps({
+            "ks": [1, 5, 10], "tr": {"ids": [str(i) for i in range(200)], "hits": rows},
+            "ir": {"ids": [str(i) for i in range(200)], "hits": rows}}))
+        runs.append(run)
+    out = tmp_path / "report"
+    cli_report.run(report_args(runs, out))
+    retrieval = (out / "retrieval.md").read_text()
+    assert "| DET 0.7 | 75.00 ± 0.00* |" in retrieval  # two seeds; far above the reference
+    assert "| NOUN 0.7 | 50.00 |" in retrieval  # same share, other items: not a difference
+    det = next(ln for ln in retrieval.splitlines() if ln.startswith("| DET 0.7 | +25.00 ["))
+    low, high = (float(x) for x in det.split("[")[1].split("]")[0].split(","))
+    assert 10 < low < 25 < high < 40
 
 
 def test_run_info_reads_the_run_record(tmp_path):
@@ -92,6 +138,6 @@ def test_legacy_run_record_with_pos_text(tmp_path):
 def test_report_refuses_runs_without_results(tmp_path):
     (tmp_path / "r").mkdir()
     with pytest.raises(UserError):
-        cli_report.run(argparse.Namespace(runs=[str(tmp_path / "r")], out=str(tmp_path / "o"), title="t"))
+        cli_report.run(report_args([tmp_path / "r"], tmp_path / "o"))
     with pytest.raises(UserError):
-        cli_report.run(argparse.Namespace(runs=[str(tmp_path / "nope")], out=str(tmp_path / "o"), title="t"))
+        cli_report.run(report_args([tmp_path / "nope"], tmp_path / "o"))

@@ -38,3 +38,23 @@ def test_rerank_text_queries_trim_padding():
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
     scores = rerank(FakeModel(), sims, 3, False, img_tokens, txt_tokens, mask, batch_size=2)
     assert scores.tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+
+
+class TwoLogitModel(FakeModel):
+    """ITM logits (no match, match) = the text token's two features."""
+
+    def itm_logits(self, fused, mask):
+        return fused[:, 0, :2]
+
+
+def test_rerank_score_logit_is_albefs_raw_match_logit():
+    # text 0: logits (2, 3) -> log-odds 1; text 1: logits (-2, 2) -> log-odds 4; text 2 is outside the top 2
+    sims = torch.tensor([[0.9, 0.8, 0.7]])
+    img_tokens = torch.ones(1, 1, 2)
+    txt_tokens = torch.tensor([[2.0, 3.0], [-2.0, 2.0], [0.0, 9.0]]).view(3, 1, 2)
+    mask = torch.ones(3, 1, dtype=torch.long)
+    odds = rerank(TwoLogitModel(), sims, 2, True, img_tokens, txt_tokens, mask, batch_size=4)
+    logit = rerank(TwoLogitModel(), sims, 2, True, img_tokens, txt_tokens, mask, batch_size=4, score="logit")
+    assert odds[0, :2].tolist() == [1.0, 4.0] and odds[0].argmax() == 1
+    assert logit[0, :2].tolist() == [3.0, 2.0] and logit[0].argmax() == 0  # the order differs
+    assert logit[0, 2] < 2.0 and odds[0, 2] < 1.0  # below the top k: still under every ITM score

@@ -1,12 +1,15 @@
-"""The shared scoring loop: float32 ITM/ITC scores under autocast, text groups in the right order, bad images."""
+"""The shared scoring loop: float32 ITM/ITC scores under autocast, the ITM score choices, text groups in the right
+order, bad images."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from evaluation.common import load_model
-from evaluation.scoring import (encode_images, encode_texts, image_batches, itc_similarity, itm_head_log_odds,
-                                itm_log_odds, score_images_with_texts)
+from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
+from evaluation.valse import evaluate_valse, load_valse, parse_image_roots
+from evaluation.scoring import (encode_images, encode_texts, image_batches, itc_similarity, itm_logits, match_score,
+                                score_images_with_texts)
 from shards.errors import UserError
 
 CPU = torch.device("cpu")
@@ -30,26 +33,23 @@ def bf16_autocast():
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-def test_itm_head_is_float32_under_autocast(model, tokens):
-    img_tokens, txt_tokens, mask = tokens
-    fused = model.fuse(txt_tokens, mask, img_tokens).detach()
-    for given in (fused, fused.bfloat16()):  # fusion output as it comes without and with bf16 autocast
-        plain = itm_head_log_odds(model, given, mask)
-        with bf16_autocast():
-            assert model.itm_logits(given, mask).dtype == torch.bfloat16  # the autocast really is on
-            under = itm_head_log_odds(model, given, mask)
-        assert plain.dtype == under.dtype == torch.float32
-        torch.testing.assert_close(under, plain, rtol=0, atol=1e-5)
-
-
 def test_itm_scores_round_only_in_the_fusion(model, tokens):
     img_tokens, txt_tokens, mask = tokens
     with bf16_autocast():
-        scores = itm_log_odds(model, img_tokens, txt_tokens, mask)
+        logits = itm_logits(model, img_tokens, txt_tokens, mask)
         fused = model.fuse(txt_tokens, mask, img_tokens)
-    logits = model.itm_logits(fused.float(), mask)
-    assert scores.dtype == torch.float32
-    torch.testing.assert_close(scores, logits[:, 1] - logits[:, 0], rtol=0, atol=1e-5)
+    assert not torch.equal(fused, model.fuse(txt_tokens, mask, img_tokens))  # the fusion did run in bf16
+    expected = model.itm_logits(fused, mask)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+
+
+def test_match_score_choices():
+    logits = torch.tensor([[1.0, 3.0], [-2.0, 2.5], [0.0, 2.0]])
+    assert match_score(logits).tolist() == [2.0, 4.5, 2.0]  # log-odds: the second pair ranks first
+    assert match_score(logits, "logit").tolist() == [3.0, 2.5, 2.0]  # ALBEF: the first pair ranks first
+    with pytest.raises(ValueError, match="valid: logodds, logit"):
+        match_score(logits, "prob")
 
 
 def test_itc_similarity_is_float32_under_autocast():
@@ -69,13 +69,13 @@ def test_text_groups_pair_each_image_with_its_own_texts(model, tiny_eval, tmp_pa
     groups = [("a red square", "a blue square"), ("x", "y"), ("a red circle", "there is a circle ."),
               ("a blue square", "one blue square on a white background")]
     scores, unreadable = score_images_with_texts(model, paths, groups, CPU, batch_size=3, workers=0)
-    assert scores.shape == (4, 2) and scores.dtype == torch.float32 and unreadable == [1]
+    assert scores.shape == (4, 2, 2) and scores.dtype == torch.float32 and unreadable == [1]
     assert torch.isnan(scores[1]).all() and not torch.isnan(scores[[0, 2, 3]]).any()
     for i in (0, 2, 3):
         img_tokens, _ = encode_images(model, [paths[i]], CPU, batch_size=1, workers=0)
         for j, text in enumerate(groups[i]):
             txt_tokens, mask, _ = encode_texts(model, [text], CPU, 1, desc=None)
-            alone = itm_log_odds(model, img_tokens, txt_tokens, mask)
+            alone = itm_logits(model, img_tokens, txt_tokens, mask)
             torch.testing.assert_close(scores[i, j], alone[0], rtol=0, atol=1e-4)
 
 
@@ -87,3 +87,35 @@ def test_unreadable_images(model, tiny_eval, tmp_path):
     assert [(b.index, b.unreadable, b.tokens is None) for b in batches] == [([], [0, 1], True), ([2], [], False)]
     with pytest.raises(UserError, match="unreadable image"):
         encode_images(model, paths, CPU, batch_size=2, workers=0)
+
+
+def shielded(method):
+    """`method` run with autocast off: the encoders and the fusion then give the same numbers with or without an
+    outer autocast, so that only the scoring heads see it."""
+    def run(*args, **kwargs):
+        with torch.autocast("cpu", enabled=False):
+            return method(*args, **kwargs)
+    return run
+
+
+def test_valse_and_retrieval_under_bf16_autocast_equal_fp32(model, tiny_eval, monkeypatch):
+    # bf16 encoders change the numbers themselves (measured on a trained tiny model: log-odds by up to 0.015);
+    # what must not change them is the scoring: the ITM head and the ITC similarity, in float32 whatever the autocast.
+    for name in ("encode_image", "encode_text", "fuse"):
+        monkeypatch.setattr(model, name, shielded(getattr(model, name)))
+    data = load_retrieval_set(tiny_eval / "retrieval.json", tiny_eval / "images")
+    pieces, roots = load_valse(tiny_eval / "valse"), parse_image_roots(str(tiny_eval / "images"))
+    paths = sorted((tiny_eval / "images").glob("*.png"))[:2]
+
+    def evaluate():
+        retrieval, _ = evaluate_retrieval(model, data, CPU, k=4, workers=0)
+        valse, rows = evaluate_valse(model, pieces, roots, CPU, workers=0)
+        logits, _ = score_images_with_texts(model, paths, [("a red square", "a red circle")] * 2, CPU, 2, workers=0)
+        return retrieval, valse, rows, logits
+
+    plain = evaluate()
+    with bf16_autocast():
+        under = evaluate()
+    assert under[3].dtype == torch.float32 and torch.equal(under[3], plain[3])
+    assert under[0]["metrics"] == plain[0]["metrics"] and under[0]["itc"] == plain[0]["itc"]
+    assert under[1]["pieces"] == plain[1]["pieces"] and under[2] == plain[2]  # every entry's scores, exactly

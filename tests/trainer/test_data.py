@@ -1,13 +1,16 @@
 """Streaming: per-rank epoch length, rank/worker splits over uneven shards, exact resume (also past bad
-images), corrupt samples."""
+images), corrupt samples, the word index in every batch and WHOLE_WORD's check of it."""
 from __future__ import annotations
 
+import json
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from shards.errors import UserError
 from shards.upos import NOT_A_WORD
 from synthetic_shards import write_synthetic_shards
 from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
@@ -116,3 +119,56 @@ def test_pair_up_keeps_every_sample_once() -> None:
     units = [[s.key for s in unit] for unit in pair_up(iter(stream_), window=2)]
     # q and r wait too long (window 2) and go on alone; s and t are still waiting when the stream ends.
     assert units == [["b"], ["a", "d"], ["c"], ["e"], ["f"], ["g"]]
+
+
+def test_word_index_is_batched_beside_pos(uneven_shards: Path) -> None:
+    batch = next(iter(stream(uneven_shards)))
+    word, pos = batch["word"], batch["pos"]
+    assert word.shape == pos.shape and word.dtype == torch.int16
+    assert torch.equal(word >= 0, pos != NOT_A_WORD), "word index -1 exactly on specials and padding"
+    assert (word[:, 1:2] == 0).all()  # the first word follows [CLS]
+
+
+def rewrite_first_tar(shards: Path, change) -> None:
+    """Rewrite the first tar of `shards` with `change(sample)` applied to every raw sample."""
+    import webdataset as wds
+
+    tar = Path(open_shards(shards).urls[0])
+    samples = [change(dict(raw)) for raw in wds.DataPipeline(wds.SimpleShardList([str(tar)]),
+                                                            wds.tarfile_to_samples())]
+    with wds.TarWriter(str(tar)) as writer:
+        for raw in samples:
+            writer.write({k: v for k, v in raw.items() if k != "__url__" and k != "__local_path__"})
+
+
+def test_whole_word_refuses_shards_without_a_word_index(tmp_path: Path) -> None:
+    from shards.errors import UserError
+    from shards.schema import encode_array
+    from trainer.data import check_word_index
+
+    good = write_synthetic_shards(tmp_path / "good", n_images=4)
+    check_word_index(open_shards(good))
+    lacking = write_synthetic_shards(tmp_path / "lacking", n_images=4)
+    rewrite_first_tar(lacking, lambda raw: {k: v for k, v in raw.items() if k != "word.npy"})
+    with pytest.raises(UserError, match="WHOLE_WORD needs the word index word.npy") as err:
+        check_word_index(open_shards(lacking))
+    assert "\n" not in str(err.value)
+    blank = write_synthetic_shards(tmp_path / "blank", n_images=4)
+    rewrite_first_tar(blank, lambda raw: {**raw, "word.npy": encode_array(np.full(5, -1), "word.npy")})
+    with pytest.raises(UserError, match="does not mark the word tokens"):
+        check_word_index(open_shards(blank))
+
+
+def test_several_outputs_mix_and_must_match(uneven_shards: Path, tmp_path: Path) -> None:
+    other = write_synthetic_shards(tmp_path / "other", n_images=10, shard_sizes=[20])
+    both = open_shards(f"{uneven_shards},{other}")
+    assert both.total == 194 + 20 and len(both.urls) == 4 and both.root == f"{uneven_shards},{other}"
+    drawn = [s.key for s in stream(uneven_shards).one_pass(0, 1, 0)]
+    mixed = ShardStream(both.urls, 0, 1, 0, 3, 8, 32, 30, 0, 50, (0.5, 1.0))
+    keys = [s.key for s in mixed.one_pass(0, 1, 0)]
+    assert len(keys) == len(drawn) + 20 and set(drawn) <= set(keys)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["tagger"] = {"model": "another_model"}
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="another tagger model"):
+        open_shards(f"{uneven_shards},{other}")

@@ -13,7 +13,7 @@ from torch import nn
 from shards.errors import UserError
 from trainer.config import preset_config
 from trainer.distributed import DistInfo
-from trainer.engine import Engine, OptimSettings, build_optimizer, lr_at, param_groups
+from trainer.engine import Engine, OptimSettings, build_optimizer, decays, lr_at, param_groups
 from trainer.metrics import read_metrics
 from trainer.model import PosMaskModel
 from trainer.train import optim_settings
@@ -46,6 +46,22 @@ def test_no_weight_decay_on_norms_biases_temperature_and_tokens() -> None:
     assert id(model.itm_head.bias) in no_decay_ids and id(model.vision.pos_embed) in no_decay_ids
     assert id(model.itm_head.weight) not in no_decay_ids
     assert len(decay["params"]) + len(no_decay["params"]) == sum(1 for _ in model.parameters())  # tied: once
+
+
+def test_albef_decay_groups_decay_the_temperature_and_tokens() -> None:
+    model = PosMaskModel(preset_config("tiny").model, vision_weights="random")
+    names = dict(model.named_parameters())
+    albef = {n for n, p in names.items() if decays(n, p, "albef")}
+    posmask = {n for n, p in names.items() if decays(n, p, "posmask")}
+    assert albef - posmask == {"temp", "vision.pos_embed", "vision.cls_token"}  # ALBEF: 0-d and token tensors decay
+    assert posmask <= albef and "itm_head.weight" in posmask and "itm_head.bias" not in albef
+    assert "text_norm.weight" not in albef
+    settings = OptimSettings(lr=1e-3, weight_decay=0.02, decay_groups="albef")
+    decay, no_decay = build_optimizer(model, settings, torch.device("cpu")).param_groups
+    assert id(model.temp) in {id(p) for p in decay["params"]} and decay["weight_decay"] == 0.02
+    assert len(decay["params"]) == len(albef) and len(no_decay["params"]) == len(names) - len(albef)
+    with pytest.raises(UserError, match="valid: posmask, albef"):
+        param_groups(model, 0.02, decay_groups="timm")
 
 
 def test_lr_scale_groups() -> None:

@@ -1,17 +1,13 @@
 """ITC's all-gather carries gradient: two Gloo ranks give the same gradients as one process holding both."""
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from trainer.distributed import gather_no_grad, gather_with_grad
 from trainer.losses import itc_loss
+from two_ranks import run_two_ranks
 
 
 def features(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -28,9 +24,7 @@ def local_loss(image: torch.Tensor, text: torch.Tensor, ids: torch.Tensor, rows:
     return loss
 
 
-def worker(rank: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+def worker(rank: int, queue) -> None:
     image, text, ids = features(0)
     rows = slice(4 * rank, 4 * rank + 4)
     mine_i = image[rows].clone().requires_grad_(True)
@@ -39,23 +33,11 @@ def worker(rank: int, port: int, queue) -> None:
                           gather_no_grad(ids[rows]), torch.tensor(0.1))
     loss.backward()
     queue.put((rank, loss.item(), mine_i.grad.numpy(), mine_t.grad.numpy()))  # numpy: copied, not fd-shared
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_gather_with_grad_matches_single_process() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = sorted(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
+    results = sorted(run_two_ranks(worker, results=2))
     image, text, ids = features(0)
     image.requires_grad_(True)
     text.requires_grad_(True)

@@ -89,8 +89,9 @@ def test_zero_candidates_give_exact_zero_loss() -> None:
 
 def test_table_is_256_and_never_marks_specials() -> None:
     table = parse_mask_spec("random").table()
-    assert table.shape == (256,) and table.dtype == torch.bool
-    assert not table[NOT_A_WORD] and int(table.sum()) == len(UPOS_NAMES)
+    assert table.shape == (256,) and table.dtype == torch.float32
+    assert table[NOT_A_WORD] == 0 and int((table > 0).sum()) == len(UPOS_NAMES)
+    assert torch.all(table[table > 0] == 0.15)
 
 
 @pytest.mark.parametrize("pos,ratio,name,expected", [

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from shards.errors import UserError
 from trainer.config import preset_config
-from trainer.model import PosMaskModel, load_pretrained, save_pretrained
+from trainer.losses import itc_loss
+from trainer.model import TEMP_MAX, TEMP_MIN, PosMaskModel, load_pretrained, save_pretrained
 from trainer.transforms import eval_transform
 from trainer.vision import resolve_vision_weights
 
@@ -118,3 +120,23 @@ def test_thesis_preset_builds_with_random_vision() -> None:
     model = PosMaskModel(cfg, vision_weights="random")
     assert model.vision.patch_embed.patch_size == (32, 32)
     assert abs(model.temp.item() - 0.07) < 1e-6
+
+
+@pytest.mark.parametrize("start, aligned", [(1e-5, False), (0.9, True)])
+def test_temperature_at_a_bound_gets_a_gradient_toward_the_inside(start: float, aligned: bool) -> None:
+    # Random pairs want a warmer softmax than 0.001; perfectly aligned pairs want a colder one than 0.5.
+    model = PosMaskModel(preset_config("tiny").model, vision_weights="random")
+    with torch.no_grad():
+        model.temp.fill_(start)
+    model.clamp_temperature()  # what training does after each optimiser step
+    bound = TEMP_MIN if start < TEMP_MIN else TEMP_MAX
+    assert model.temp.item() == pytest.approx(bound) and model.temperature().item() == pytest.approx(bound)
+    torch.manual_seed(0)
+    image = F.normalize(torch.randn(8, 16), dim=1)
+    text = image.clone() if aligned else F.normalize(torch.randn(8, 16), dim=1)
+    ids = torch.arange(8)
+    loss, _, _ = itc_loss(image, text, image, text, ids, ids, model.temperature())
+    loss.backward()
+    grad = model.temp.grad.item()
+    assert grad != 0.0
+    assert (grad < 0) if bound == TEMP_MIN else (grad > 0)  # a descent step moves it back inside

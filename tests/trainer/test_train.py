@@ -1,5 +1,6 @@
 """End-to-end CPU runs of `posmask pretrain` (as `python -m posmask_cli pretrain`): outputs, zero-candidate counting,
-`none`, ALBEF, two-process torchrun on uneven shards, and SIGTERM + resume matching an uninterrupted run."""
+`none`, ALBEF, two-process torchrun on uneven shards, SIGTERM + resume matching an uninterrupted run (with a
+curriculum, whole words and a loss-weight ramp), and the masking variants' records and refusals."""
 from __future__ import annotations
 
 import json
@@ -87,8 +88,10 @@ def test_torchrun_two_ranks_uneven_shards(uneven_shards: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_sigterm_then_resume_matches_uninterrupted(uneven_shards: Path, tmp_path: Path) -> None:
-    args = ["--pos", "DET", "--ratio", "0.7", "--shards", str(uneven_shards), "--max-steps", "8",
-            "--ckpt-every", "100", *FAST]
+    # masking variants whose draws and weights depend on the step: a curriculum (stage 2 from step 4),
+    # whole words and an MLM-weight ramp
+    args = ["--curriculum", "DET>DET+NOUN", "--ratio", "0.7", "--whole-word", "--loss-weights", "mlm=0.2~1.0",
+            "--shards", str(uneven_shards), "--max-steps", "8", "--ckpt-every", "100", *FAST]
     pretrain(*args, "--run", str(tmp_path / "straight"))
     run = tmp_path / "stopped"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -111,3 +114,47 @@ def test_sigterm_then_resume_matches_uninterrupted(uneven_shards: Path, tmp_path
     for a, b in zip(straight, resumed):
         for key in ("mlm", "itc", "itm", "lr"):
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["step"], key)
+        for key in ("mask_stage", "masked_by_pos", "loss_weights"):
+            assert b[key] == a[key], (a["step"], key)
+
+
+@pytest.mark.slow
+def test_masking_variants_end_to_end(uneven_shards: Path, tmp_path: Path) -> None:
+    from trainer.mask_spec import parse_mask_spec
+
+    run = tmp_path / "variants"
+    args = ["--curriculum", "DET>DET+NOUN", "--whole-word", "--budget", "0.15", "--fallback", "random",
+            "--loss-weights", "mlm=0.2~1.0", "--shards", str(uneven_shards), "--run", str(run), "--max-steps", "4",
+            *FAST]
+    pretrain(*args)
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["mask_stage"] for r in records] == [0, 0, 1, 1]
+    assert [r["loss_weights"]["mlm"] for r in records] == pytest.approx([0.2 + 0.8 * k / 3 for k in range(4)])
+    for r in records:
+        allowed = {"DET"} if r["mask_stage"] == 0 else {"DET", "NOUN"}  # every synthetic caption has a DET
+        assert set(r["masked_by_pos"]) <= allowed and set(r["candidates_by_pos"]) == allowed
+        assert r["partial_words"] == 0 and r["fallback_caption_share"] == 0.0
+        assert 0 < r["masked_share"] < 0.5 and 0 < r["mlm_caption_share"] <= 1
+        assert 0 <= r["budget_capped_share"] <= 1
+    spec = parse_mask_spec(None, curriculum="DET>DET+NOUN", whole_word=True, budget=0.15, fallback="random")
+    assert json.loads((run / "run_config.json").read_text())["mask"] == spec.to_dict()
+    clash = pretrain(*[a for a in args if a != "--whole-word"], check=False)  # another spec: refused
+    assert clash.returncode == 2 and "other settings (mask)" in clash.stderr
+    bad = pretrain("--pos", "DET", "--budget", "0.15", "--ratio", "0.7", "--shards", str(uneven_shards), *FAST,
+                   check=False)
+    assert bad.returncode == 2 and "drop RATIO" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_reference_options_and_the_temperature_clamp(uneven_shards: Path, tmp_path: Path) -> None:
+    # lr 0.5: Adam's first full step moves the temperature by about 0.5 from 0.07, past a bound either way.
+    run = tmp_path / "reference"
+    pretrain("--pos", "DET", "--shards", str(uneven_shards), "--run", str(run), "--max-steps", "3", "--lr", "0.5",
+             "--augment", "albef", "--decay-groups", "albef", "--mlm-mean", "rank", *FAST)
+    record = json.loads((run / "run_config.json").read_text())
+    assert (record["augment"], record["crop_scale"]) == ("albef", [0.2, 1.0])
+    assert (record["decay_groups"], record["mlm_mean"]) == ("albef", "rank")
+    temp = load_pretrained(run).temp.item()
+    assert 0.001 <= temp <= 0.5 and temp != pytest.approx(0.07, abs=0.01)
+    bad = pretrain("--pos", "DET", "--shards", str(uneven_shards), "--mlm-mean", "token", *FAST, check=False)
+    assert bad.returncode == 2 and "--mlm-mean: invalid choice: 'token'" in bad.stderr

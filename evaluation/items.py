@@ -1,0 +1,102 @@
+"""Per-item scores: every evaluation writes one score per item (retrieval query, VALSE entry, VQA question)
+beside its summary, so that any two runs can be compared later without evaluating again.
+
+`metric_items` turns a run's item files into one `ItemScores` per table metric, each a mean of its
+items' values (times 100), which is what the paired bootstrap resamples.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+ITEM_FILES: dict[str, str] = {"retrieval": "retrieval_items.json", "valse": "valse_entries.json",
+                              "vqa": "vqa_items.json"}
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """One metric's items: ids (to check that two runs scored the same items), values (the metric is
+    100 x their mean, or the mean of the per-stratum means when `strata` is given)."""
+
+    ids: tuple[str, ...]
+    values: np.ndarray
+    strata: np.ndarray | None = None
+
+    def metric(self) -> float:
+        """The metric in percent."""
+        return float(stratified_mean(self.values[None, :], self.strata)[0])
+
+
+def stratified_mean(values: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    """100 x the mean over the last axis, or the mean of the per-stratum means (VALSE's Avg over pieces)."""
+    if strata is None:
+        return 100.0 * values.mean(axis=-1)
+    return 100.0 * np.mean([values[..., strata == s].mean(axis=-1) for s in np.unique(strata)], axis=0)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        log.warning("%s: unreadable (%s); its per-item scores are skipped", path, err)
+        return None
+
+
+def retrieval_items(data: dict[str, Any]) -> dict[str, ItemScores]:
+    """TR R@k over images and IR R@k over captions."""
+    out = {}
+    for side in ("tr", "ir"):
+        ids, hits = tuple(data[side]["ids"]), np.asarray(data[side]["hits"], dtype=np.float64)
+        for j, k in enumerate(data["ks"]):
+            out[f"retrieval/{side}_r{k}"] = ItemScores(ids, hits[:, j])
+    return out
+
+
+def caption_wins(row: dict[str, Any]) -> float:
+    """1 when the caption's score beats the foil's (the convention's scores are stored per entry)."""
+    return float(row["caption"] > row["foil"])
+
+
+def valse_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
+    """acc_r per piece, and its unweighted mean over pieces (Avg), stratified by piece."""
+    pieces = np.asarray([str(r["piece"]) for r in rows])
+    ids = tuple(f"{r['piece']}/{r['id']}" for r in rows)
+    wins = np.asarray([caption_wins(r) for r in rows])
+    out = {f"valse/{p}": ItemScores(tuple(i for i, q in zip(ids, pieces) if q == p), wins[pieces == p])
+           for p in dict.fromkeys(pieces.tolist())}
+    if rows:
+        out["valse/avg"] = ItemScores(ids, wins, pieces)
+    return out
+
+
+def vqa_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
+    """Overall accuracy and accuracy per answer type."""
+    types = np.asarray([str(r["answer_type"]) for r in rows])
+    ids = tuple(str(r["question_id"]) for r in rows)
+    acc = np.asarray([float(r["accuracy"]) for r in rows])
+    out = {f"vqa/{t}": ItemScores(tuple(i for i, u in zip(ids, types) if u == t), acc[types == t])
+           for t in dict.fromkeys(types.tolist())}
+    if rows:
+        out["vqa/overall"] = ItemScores(ids, acc)
+    return out
+
+
+READERS = {"retrieval": retrieval_items, "valse": valse_items, "vqa": vqa_items}
+
+
+def metric_items(eval_dir: Path) -> dict[str, ItemScores]:
+    """Every metric with per-item scores in a run's results folder (keys like `retrieval/tr_r1`,
+    `valse/existence`, `valse/avg`, `vqa/overall`, `vqa/yes/no`)."""
+    out: dict[str, ItemScores] = {}
+    for task, name in ITEM_FILES.items():
+        path = eval_dir / name
+        data = _read(path) if path.is_file() else None
+        if data is not None:
+            out.update(READERS[task](data))
+    return out

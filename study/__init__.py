@@ -1,0 +1,1 @@
+"""`posmask study`: a whole grid of runs (grids/*.toml) pre-trained, evaluated and reported, resumably."""

@@ -1,0 +1,66 @@
+"""`posmask study`: run a grid of pre-training runs, evaluate each, and report them together."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from shards.errors import UserError
+
+HELP = "pre-train, evaluate and report every run of a grid (grids/*.toml), resumably, on CPU, GPUs or Ray"
+log = logging.getLogger("study")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `posmask study` (the Makefile's GRID, PRESET, SHARDS, SEEDS, GPUS, ... variables)."""
+    add = parser.add_argument
+    add("--grid", default="thesis", help="a grid in grids/ (thesis, demo, extensions) or a path to a TOML file")
+    add("--out", help="study folder (default studies/GRID-PRESET); runs, logs and the report go there")
+    add("--preset", choices=("thesis", "tiny"), help="model and training defaults for every run (default: the grid's)")
+    add("--shards", help="tag-shards output(s), comma-separated (e.g. CC3M and COCO); default: the grid's")
+    add("--seeds", type=int, default=1, help="seeds per entry (default 1); runs are NAME-seedK when > 1")
+    add("--gpus", type=int, default=0, help="GPUs on this node (0: CPU)")
+    add("--gpus-per-run", type=int, default=1, help="GPUs (or, with Ray on CPU, CPUs) per run (default 1)")
+    add("--parallel", type=int, default=1, help="runs at once on CPU (default 1)")
+    add("--max-steps", type=int, help="optimiser steps per run (overrides the grid)")
+    add("--tasks", help="evaluation tasks, comma-separated (default: the grid's)")
+    add("--data", help="evaluation data for every task (`posmask eval --data`); default: the scenes eval set")
+    add("--images", help="image root(s) for every task (`posmask eval --images`)")
+    add("--reference", default="random 0.15", help="the row every other is compared with (default random 0.15)")
+    add("--with-thesis", action="store_true", help="the thesis's published numbers under Tables 4.1-4.5")
+
+
+def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
+    """Validated study settings."""
+    from study.grid import TASKS, grid_path
+    from study.plan import Settings
+
+    for name in ("seeds", "gpus_per_run", "parallel"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
+    if args.gpus < 0 or (args.gpus and args.gpus % args.gpus_per_run):
+        raise UserError(f"--gpus {args.gpus} must be a multiple of --gpus-per-run {args.gpus_per_run}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UserError(f"--max-steps must be >= 1 (got {args.max_steps})")
+    tasks = None
+    if args.tasks:
+        tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+        bad = [t for t in tasks if t not in TASKS]
+        if bad or not tasks:
+            raise UserError(f"--tasks {args.tasks!r}: valid tasks are {', '.join(TASKS)}")
+    stem = grid_path(args.grid).stem
+    out = Path(args.out or f"studies/{stem}" + (f"-{args.preset}" if args.preset else ""))
+    return Settings(out=out.resolve(), seeds=args.seeds, preset=args.preset, shards=args.shards,
+                    max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images, gpus=args.gpus,
+                    gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
+                    with_thesis=args.with_thesis)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study and say where its report is."""
+    from study.study import run_study
+
+    index = run_study(args.grid, settings_from_args(args))
+    log.info("report: %s", index)
+    print(f"report: {index}")
+    return 0

@@ -1,0 +1,104 @@
+"""From a grid and the command line to jobs: one job per entry and seed, each a pre-training step and one
+evaluation step per task, each step a `posmask` command line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from study.grid import Entry, Grid, parser_dests, to_argv
+
+DEFAULT_SEED = 42  # TrainConfig's
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the study command line says (None: the grid or the preset decides)."""
+
+    out: Path
+    seeds: int = 1
+    preset: str | None = None
+    shards: str | None = None
+    max_steps: int | None = None
+    tasks: tuple[str, ...] | None = None
+    data: str | None = None
+    images: str | None = None
+    gpus: int = 0  # GPUs on this node (0: CPU)
+    gpus_per_run: int = 1
+    parallel: int = 1  # runs at once on CPU
+    reference: str = "random 0.15"
+    with_thesis: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # "pretrain" or "eval:TASK"
+    argv: list[str]  # the posmask command line, without the program
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the study: an entry at one seed."""
+
+    name: str
+    entry: str
+    seed: int
+    run_dir: Path
+    steps: list[Step] = field(default_factory=list)
+
+
+def pretrain_options(entry: Entry, settings: Settings) -> dict[str, Any]:
+    """The entry's pretrain options with the command line's overrides (the command line wins)."""
+    overrides = {"preset": settings.preset, "shards": settings.shards, "max_steps": settings.max_steps}
+    return {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def seeds_of(entry: Entry, settings: Settings) -> list[int]:
+    base = int(entry.options.get("seed", DEFAULT_SEED))
+    return [base + k for k in range(settings.seeds)]
+
+
+def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
+    """Every entry x seed, in grid order (seed-major within an entry)."""
+    from evaluation.cli_eval import add_arguments as eval_arguments
+    from trainer.cli import add_arguments as pretrain_arguments
+
+    pretrain_actions, eval_actions = parser_dests(pretrain_arguments), parser_dests(eval_arguments)
+    jobs = []
+    for entry in grid.entries:
+        seeds = seeds_of(entry, settings)
+        for k, seed in enumerate(seeds, start=1):
+            name = entry.name if len(seeds) == 1 else f"{entry.name}-seed{k}"
+            run_dir = settings.out / "runs" / name
+            options = {**pretrain_options(entry, settings), "seed": seed}
+            steps = [Step("pretrain", ["pretrain", *to_argv(options, pretrain_actions), "--run", str(run_dir),
+                                       *gpu_flags(settings)])]
+            for task in settings.tasks or entry.tasks:
+                eval_options = {"seed": seed, **entry.eval_options, **entry.task_options.get(task, {})}
+                for key in ("data", "images"):
+                    given = per_task(getattr(settings, key))
+                    if task in given or "*" in given:
+                        eval_options[key] = given.get(task, given.get("*"))
+                argv = ["eval", "--run", str(run_dir), "--tasks", task, *to_argv(eval_options, eval_actions)]
+                steps.append(Step(f"eval:{task}", argv + (gpu_flags(settings) if task == "vqa" else [])))
+            jobs.append(Job(name, entry.name, seed, run_dir, steps))
+    return jobs
+
+
+def per_task(value: str | None) -> dict[str, str]:
+    """`DIR` for every task, or `retrieval:FILE;valse:DIR;vqa:DIR` for each its own ({"*": DIR} / {task: ...})."""
+    from study.grid import TASKS
+
+    if not value:
+        return {}
+    parts = {}
+    for segment in filter(None, (s.strip() for s in value.split(";"))):
+        task, sep, rest = segment.partition(":")
+        parts[task if sep and task in TASKS else "*"] = rest if sep and task in TASKS else segment
+    return parts
+
+
+def gpu_flags(settings: Settings) -> list[str]:
+    """Processes per run: `--gpus N` on GPUs; nothing on CPU (one process per run, PARALLEL runs at once)."""
+    return ["--gpus", str(settings.gpus_per_run)] if settings.gpus else []
+

@@ -1,0 +1,161 @@
+"""Running one job's steps as `posmask` subprocesses, each skipped when its output is complete and was made
+by the same configuration: a pre-training run by its run record (`run_config.json`) and `summary.json`, an
+evaluation by its result file and a stamp of its command line and of the model it scored."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shards.atomic import atomic_write_json, sha256_file
+from shards.errors import UserError
+from study.plan import Job, Step
+
+log = logging.getLogger(__name__)
+RESULT_NEUTRAL = ("log_every", "ckpt_every", "peak_tflops", "run")  # run_config keys that do not change results
+EXIT_INTERRUPTED = 143
+
+
+@dataclass(frozen=True)
+class StepResult:
+    job: str
+    kind: str
+    status: str  # "done", "skipped", "stopped" or "failed"
+    seconds: float
+    detail: str = ""
+    where: str = ""  # the Ray node that ran it ("" on this node)
+
+
+def planned_config(argv: list[str]) -> dict[str, Any]:
+    """The run record `posmask pretrain <argv>` would write (parsed and resolved, nothing run)."""
+    from trainer.cli import add_arguments, build_config
+
+    parser = argparse.ArgumentParser(prog="posmask pretrain", exit_on_error=False)
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv[1:])
+    except argparse.ArgumentError as err:
+        raise UserError(str(err)) from None
+    return build_config(args).to_dict()
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in RESULT_NEUTRAL}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    a, b = _comparable(old), _comparable(new)
+    return sorted(k for k in set(a) | set(b) if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True))
+
+
+def pretrain_done(job: Job, step: Step) -> bool:
+    """True when the run finished with this configuration; UserError when its folder holds another run."""
+    from trainer.config import read_run_config
+
+    if not (job.run_dir / "run_config.json").is_file():
+        return False
+    record = read_run_config(job.run_dir)  # settings added since the run was made read as their defaults
+    if record is None:
+        return False
+    planned = planned_config(step.argv)
+    old = record.to_dict()
+    old["model"] = {**old["model"], **{k: planned["model"][k] for k in ("vocab_size", "pad_id")}}  # from the vocab
+    diff = _differences(old, planned)
+    if diff:
+        raise UserError(f"{job.run_dir} holds a run made with other settings ({', '.join(diff)}); remove it or "
+                        "choose another OUT")
+    return (job.run_dir / "summary.json").is_file() and (job.run_dir / "model.safetensors").is_file()
+
+
+def eval_stamp_path(job: Job, step: Step) -> Path:
+    return job.run_dir / "eval" / f"study_{step.kind.split(':')[1]}.json"
+
+
+def eval_stamp(job: Job, step: Step) -> dict[str, Any]:
+    return {"argv": step.argv, "model_sha256": sha256_file(job.run_dir / "model.safetensors")}
+
+
+def eval_done(job: Job, step: Step) -> bool:
+    """True when the task's result exists and was made by this command on this model."""
+    task = step.kind.split(":")[1]
+    stamp = eval_stamp_path(job, step)
+    if not (job.run_dir / "eval" / f"{task}.json").is_file() or not stamp.is_file():
+        return False
+    try:
+        return json.loads(stamp.read_text(encoding="utf-8")) == eval_stamp(job, step)
+    except (OSError, ValueError):
+        return False
+
+
+def is_done(job: Job, step: Step) -> bool:
+    return pretrain_done(job, step) if step.kind == "pretrain" else eval_done(job, step)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when the study dies, even by SIGKILL (it then checkpoints and exits)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class StepRunner:
+    """Runs steps as subprocesses with this slot's environment; `stop()` sends them SIGTERM."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, where: str = "") -> None:
+        self.env, self.log_dir, self.where = env, log_dir, where
+        self.process: subprocess.Popen | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def run_job(self, job: Job, report: Callable[[StepResult], None]) -> bool:
+        """Every step of `job` in order; False when one failed or the study is stopping."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for step in job.steps:
+            if self.stopping:
+                return False
+            start = time.monotonic()
+            if is_done(job, step):
+                report(StepResult(job.name, step.kind, "skipped", 0.0, where=self.where))
+                continue
+            code = self._run(step, self.log_dir / f"{job.name}.log")
+            elapsed = time.monotonic() - start
+            if code != 0:
+                status = "stopped" if code == EXIT_INTERRUPTED or self.stopping else "failed"
+                report(StepResult(job.name, step.kind, status, elapsed,
+                                  f"exit {code}; log: {self.log_dir}/{job.name}.log", self.where))
+                return False
+            if step.kind != "pretrain":
+                atomic_write_json(eval_stamp_path(job, step), eval_stamp(job, step))
+            report(StepResult(job.name, step.kind, "done", elapsed, where=self.where))
+        return True
+
+    def _run(self, step: Step, log_path: Path) -> int:
+        command = [sys.executable, "-m", "posmask_cli", *step.argv]
+        with open(log_path, "a", encoding="utf-8") as out:
+            out.write(f"\n$ posmask {' '.join(step.argv)}\n")
+            out.flush()
+            self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent if os.name == "posix" else None)
+            try:
+                return self.process.wait()
+            finally:
+                if self.process.poll() is None:  # interrupted while waiting: let it checkpoint
+                    self.process.send_signal(signal.SIGTERM)
+                    self.process.wait()
+                self.process = None

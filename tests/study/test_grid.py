@@ -1,0 +1,89 @@
+"""Grid files: the built-in grids load; a bad grid is refused in one line naming the file and the entry."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shards.errors import UserError
+from study.grid import load_grid
+from study.plan import Settings, plan_jobs
+from study.study import check_grid
+
+GOOD = '''
+[defaults]
+preset = "tiny"
+max_steps = 5
+tasks = ["retrieval", "valse"]
+[defaults.eval]
+k = 4
+[preset.thesis]
+max_steps = 50
+[[run]]
+name = "DET-0.7"
+pos = "DET"
+ratio = 0.7
+[[run]]
+name = "albef"
+pos = "random"
+albef = true
+[run.eval.valse]
+batch_size = 4
+'''
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_builtin_grids() -> None:
+    thesis = load_grid("thesis", "tiny")
+    names = [e.name for e in thesis.entries]
+    assert len(names) == 17 and names[-3:] == ["random-0.15", "none", "albef"]
+    assert sum(e.options.get("ratio") == 0.7 for e in thesis.entries) == 9
+    assert {e.options["preset"] for e in thesis.entries} == {"tiny"}
+    assert thesis.entries[0].options["max_steps"] == 400 and thesis.entries[0].eval_options["k"] == 16
+    assert "max_steps" not in load_grid("thesis").entries[0].options  # the thesis preset trains its 10 epochs
+    assert [e.name for e in load_grid("demo").entries] == ["none", "random-0.15", "NOUN-0.7"]
+
+
+def test_precedence_and_plan(tmp_path: Path) -> None:
+    grid = load_grid(write(tmp_path, GOOD), "thesis")
+    det, albef = grid.entries
+    assert det.options == {"preset": "thesis", "max_steps": 50, "pos": "DET", "ratio": 0.7}
+    assert albef.task_options["valse"] == {"batch_size": 4} and albef.eval_options == {"k": 4}
+    jobs = plan_jobs(grid, Settings(out=tmp_path / "s", seeds=2, shards="data/x", max_steps=3,
+                                    data="retrieval:r.json;valse:v"))
+    assert [j.name for j in jobs] == ["DET-0.7-seed1", "DET-0.7-seed2", "albef-seed1", "albef-seed2"]
+    assert [j.seed for j in jobs[:2]] == [42, 43]
+    pretrain, retrieval, valse = jobs[3].steps
+    assert pretrain.argv[:1] == ["pretrain"] and "--albef" in pretrain.argv
+    assert pretrain.argv[pretrain.argv.index("--max-steps") + 1] == "3"  # the command line wins
+    assert retrieval.argv[retrieval.argv.index("--data") + 1] == "r.json"
+    assert valse.argv[valse.argv.index("--data") + 1] == "v" and "--batch-size" in valse.argv
+
+
+@pytest.mark.parametrize("change,message", [
+    ('max_steps = 5', None),
+    ('maxsteps = 5', "unknown key 'maxsteps'"),
+    ('[[run]]\nname = "DET-0.7"\npos = "NOUN"', "duplicate name 'DET-0.7'"),
+    ('[[run]]\nname = "foo"\npos = "FOO"', "unknown POS 'FOO'"),
+    ('[[run]]\nname = "big"\npos = "DET"\nratio = 1.5', "outside (0, 1]"),
+    ('[[run]]\nname = "x"\npos = "DET"\nmax_steps = "many"', "not a valid int"),
+    ('[[run]]\nname = "x"\npos = "DET"\ntasks = ["retrieval", "nope"]', "tasks must be a list of"),
+    ('[[run]]\nname = "x"\npos = "DET"\n[run.eval]\nkk = 3', "unknown key 'kk'"),
+    ('[[run]]\npos = "DET"', "needs a name"),
+])
+def test_bad_grids_are_refused_in_one_line(tmp_path: Path, change: str, message: str | None) -> None:
+    text = GOOD.replace("max_steps = 5", change) if change.startswith("max") else GOOD + change + "\n"
+    path = write(tmp_path, text)
+    settings = Settings(out=tmp_path / "s", shards="data/x")
+    if message is None:
+        assert len(check_grid(path, settings).entries) == 2
+        return
+    with pytest.raises(UserError) as err:
+        check_grid(path, settings)
+    text = str(err.value)
+    assert message in text and str(path) in text and "\n" not in text
