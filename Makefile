@@ -52,11 +52,15 @@ PARALLEL    ?= 1
 REFERENCE   ?=
 WITH_THESIS ?=
 given        = $(filter command line environment,$(origin $(1)))
+# probe-scst (issue 14): RUN may name several runs, each gets its SCST captioner; SCORERS only score
+REWARD      ?= itm
+SCORERS     ?=
+SCST_ARGS   ?=
 
-.PHONY: install demo test bench tag-shards make-scenes vision-init scenes-data pretrain eval report study clean help
+.PHONY: install demo test bench tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst clean help
 
 help:
-	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2"
+	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc]"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +103,11 @@ eval: $(STAMP)
 report: $(STAMP)
 	$(POSMASK) report --runs $(RUNS) --out report $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis)
 
+probe-scst: $(STAMP)
+	$(if $(RUN),,$(error make probe-scst needs RUN=runs/NAME (one or more runs)))
+	$(POSMASK) probe-scst --run $(RUN) --reward $(REWARD) $(if $(SCORERS),--scorers $(SCORERS)) \
+		$(if $(call given,OUT),--out $(OUT)) $(SCST_ARGS)
+
 # the built-in scenes sample, tagged (training captions, and evaluation captions for the probe), and the tiny
 # preset's image-encoder start; every step reuses what is already complete
 scenes-data: $(STAMP)
@@ -112,7 +121,9 @@ study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
 	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \
 		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
-		$(if $(call given,OUT),--out $(OUT)) $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis)
+		$(if $(call given,OUT),--out $(OUT)) $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) \
+		$(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
+		$(if $(MASTER_ADDR),--master-addr $(MASTER_ADDR)) $(if $(MASTER_PORT),--master-port $(MASTER_PORT))
 
 demo: $(STAMP)
 	$(MAKE) study GRID=demo PRESET=tiny

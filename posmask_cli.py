@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "vision-init": "trainer.cli_vision_init",
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",
+    "probe-scst": "evaluation.cli_probe_scst",
     "report": "evaluation.cli_report",
     "study": "study.cli",
 }

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("probe")
     g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions; "
                    f"default: DATA/tags, then {', '.join(PROBE_TAG_DIRS)}")
-    g.add_argument("--probe-per-image", type=int, default=1, help="captions probed per image (default 1)")
+    g.add_argument("--probe-per-image", type=int, default=5, help="captions probed per image (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's perturbations and VQA fine-tuning")
 
 
@@ -228,13 +228,17 @@ def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
 
 
 def _probe(model, inp, args, info, out_dir) -> dict[str, Any]:
+    from evaluation.common import write_result
     from evaluation.probe import load_probe_items, run_probe
 
+    if args.probe_per_image < 1:
+        raise UserError(f"--probe-per-image must be >= 1 (got {args.probe_per_image})")
     tags = probe_tags(args, inp)
     items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)
-    result = run_probe(model, items, info.device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
-                       workers=args.workers)
+    result, per_item = run_probe(model, items, info.device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
+                                 workers=args.workers)
     result["tags"] = str(tags)
+    write_result(out_dir / ITEM_FILES["probe"], per_item)
     return result
 
 
@@ -259,7 +263,8 @@ def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
                      "  ".join(f"{t} {a:.2f}" for t, a in m["per_answer_type"].items()))
     if "probe" in summary:
         v = summary["probe"]["variants"]
-        lines.append("probe      " + "  ".join(
-            f"{n} p={r['mean_match_prob']:.2f}" + (f"/wins {r['original_wins']:.0f}%" if n != "original" else "")
-            for n, r in v.items()))
+        wins = "  ".join(f"{c} {v[f'swap_{c}'].get('original_wins', float('nan')):.0f}"
+                         for c in summary["probe"]["pos_classes"])
+        lines.append(f"probe      p(original) {v['original'].get('mean_match_prob', float('nan')):.2f}  "
+                     f"POS swap, original wins %: {wins}")
     print("\n".join(lines + [f"results in {out_dir}"]))

@@ -1,4 +1,5 @@
-"""Per-item scores: every evaluation writes one score per item (retrieval query, VALSE entry, VQA question)
+"""Per-item scores: every evaluation writes one score per item (retrieval query, VALSE entry, VQA question,
+probe caption or image)
 beside its summary, so that any two runs can be compared later without evaluating again.
 
 `metric_items` turns a run's item files into one `ItemScores` per table metric, each a mean of its
@@ -16,7 +17,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 ITEM_FILES: dict[str, str] = {"retrieval": "retrieval_items.json", "valse": "valse_entries.json",
-                              "vqa": "vqa_items.json"}
+                              "vqa": "vqa_items.json", "probe": "probe_items.json"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,22 @@ def vqa_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
     return out
 
 
-READERS = {"retrieval": retrieval_items, "valse": valse_items, "vqa": vqa_items}
+def probe_items(data: dict[str, Any]) -> dict[str, ItemScores]:
+    """Per probe variant: its ITM match probability (`probe/<variant>`) and, where the original caption was
+    scored beside it, the share of items it loses to the original (`:original_wins`) and the probability
+    drop from the original (`:prob_drop`)."""
+    out = {}
+    for name, v in data.get("variants", {}).items():
+        ids, foil = tuple(v["ids"]), np.asarray(v["foil"], dtype=np.float64)
+        out[f"probe/{name}"] = ItemScores(ids, foil)
+        if v.get("original") is not None:
+            original = np.asarray(v["original"], dtype=np.float64)
+            out[f"probe/{name}:original_wins"] = ItemScores(ids, (original > foil).astype(np.float64))
+            out[f"probe/{name}:prob_drop"] = ItemScores(ids, original - foil)
+    return out
+
+
+READERS = {"retrieval": retrieval_items, "valse": valse_items, "vqa": vqa_items, "probe": probe_items}
 
 
 def metric_items(eval_dir: Path) -> dict[str, ItemScores]:

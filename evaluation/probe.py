@@ -1,16 +1,20 @@
-"""Caption-perturbation probe: does the model align whole captions or only the visual nouns?
+"""Caption-perturbation probe: which words does the model read?
 
-Input: the UPOS tags of evaluation captions (`captions.parquet` of a `posmask tag-shards` output,
-made from a COCO-format captions file) and that COCO captions file + image root (to find each
-caption's image). Per image, one caption and its perturbations (see `probe_perturb`) are scored
-with the ITM head. Output: mean match probability per variant and the share of images for which
-the original caption beats each variant.
+Input: the UPOS tags of evaluation captions (`captions.parquet` of a `posmask tag-shards` output, made from a
+COCO-format captions file; nothing is tagged again) and that COCO captions file + image root (to find each
+caption's image). Each probed caption (up to `per_image` per image) is scored with the ITM head beside its
+foils (`probe_perturb`: the POS-swap profile over the 9 studied classes, replace the visual words / the
+others, shuffle) and the seed's five templates filled with its nouns (`probe_templates`); each image also with
+k = 3..7 of its reference captions' nouns in the LXMERT template (the count curve). Output: per variant the
+mean match probability, the share of captions where the original beats it (pairwise accuracy) and the mean
+probability drop, each with a 95 % bootstrap interval, and the per-item scores behind them.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation.common import load_json
-from evaluation.probe_perturb import VARIANTS, Vocabulary, is_probeable, perturb
+from evaluation.items import probe_items
+from evaluation.probe_perturb import VARIANTS, Vocabulary, is_probeable, nouns_of, perturb
+from evaluation.probe_templates import COUNT_TEMPLATE, COUNT_VARIANTS, TEMPLATE_VARIANTS, count_captions, templates, \
+    union_nouns
+from evaluation.stats import bootstrap_interval
 from shards.errors import UserError
 from shards.manifest import CAPTIONS_NAME
+from shards.upos import STUDIED_CLASSES
 
 if TYPE_CHECKING:
     import torch
@@ -31,12 +40,14 @@ UPOS_COLUMNS: tuple[str, ...] = ("upos", "word_upos", "words_upos", "word_pos")
 
 @dataclass
 class ProbeItem:
-    """One image, one tagged caption."""
+    """One image, one tagged caption, and the visual words of all the image's tagged captions."""
 
     image: Path
     image_id: str
+    key: str  # the caption's sample key: its id in the per-item scores
     words: list[str]
     upos: list[int]
+    reference_nouns: list[str]
 
 
 def _norm(text: str) -> str:
@@ -55,9 +66,10 @@ def find_tags(path: str | os.PathLike[str]) -> Path:
 
 
 def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathLike[str],
-                     image_root: str | os.PathLike[str], per_image: int = 1) -> list[ProbeItem]:
+                     image_root: str | os.PathLike[str], per_image: int = 5) -> list[ProbeItem]:
     """Join tagged captions to their images: by an `image_id` column, the id inside the sample key,
-    or (last resort) the caption text against the COCO file. Keeps `per_image` probeable captions per image."""
+    or (last resort) the caption text against the COCO file. Keeps `per_image` probeable captions per image
+    (in key order), each with the nouns of all its image's tagged captions."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -97,7 +109,8 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
                 return by_int[int(part)]
         return by_text.get(_norm(str(row.get("caption", ""))))
 
-    items: list[ProbeItem] = []
+    kept: list[tuple[str, dict[str, Any]]] = []
+    nouns: dict[str, list[list[str]]] = {}  # every tagged caption's nouns, per image
     count: dict[str, int] = {}
     unmatched = 0
     for row in sorted(table, key=lambda r: str(r.get("key", ""))):
@@ -105,14 +118,14 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
         if image_id is None:
             unmatched += 1
             continue
-        words, upos = [str(w) for w in row["words"]], [int(u) for u in row[upos_col]]
-        if count.get(image_id, 0) >= per_image or not is_probeable(upos):
-            continue
-        path = root / files[image_id]
-        if not path.is_file():
+        upos = [int(u) for u in row[upos_col]]
+        nouns.setdefault(image_id, []).append(nouns_of([str(w) for w in row["words"]], upos))
+        if count.get(image_id, 0) >= per_image or not is_probeable(upos) or not (root / files[image_id]).is_file():
             continue
         count[image_id] = count.get(image_id, 0) + 1
-        items.append(ProbeItem(path, image_id, words, upos))
+        kept.append((image_id, row))
+    items = [ProbeItem(root / files[i], i, str(row.get("key") or f"{i}-{n}"), [str(w) for w in row["words"]],
+                       [int(u) for u in row[upos_col]], union_nouns(nouns[i])) for n, (i, row) in enumerate(kept)]
     if unmatched:
         log.warning("probe: %d tagged captions could not be matched to an image of %s", unmatched, captions_json)
     if not items:
@@ -120,29 +133,87 @@ def load_probe_items(tags: str | os.PathLike[str], captions_json: str | os.PathL
     return items
 
 
-def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0, batch_size: int = 32,
-              workers: int | None = None, n_examples: int = 5) -> dict[str, Any]:
-    """Score originals and perturbations; per-variant mean probability and original-wins share."""
+CAPTION_VARIANTS: tuple[str, ...] = ("original",) + VARIANTS + TEMPLATE_VARIANTS  # scored per caption
+FIELDS: tuple[tuple[str, str, float], ...] = (  # summary field, per-item key suffix, scale from percent
+    ("mean_match_prob", "", 0.01), ("original_wins", ":original_wins", 1.0), ("prob_drop", ":prob_drop", 1.0))
+
+
+def caption_foils(items: list[ProbeItem], seed: int) -> list[dict[str, str | None]]:
+    """Every caption variant of each item as text (None: skipped), seeded per item; the replacements come
+    from the vocabulary of the probed captions themselves."""
+    vocab = Vocabulary.build([(it.words, it.upos) for it in items])
+    return [perturb(it.words, it.upos, vocab, seed * 1_000_003 + i) | templates(nouns_of(it.words, it.upos))
+            for i, it in enumerate(items)]
+
+
+def _probabilities(model, paths: list[Path], rows: list[dict[str, str | None]], names: tuple[str, ...],
+                   device: torch.device, batch_size: int, workers: int | None, desc: str) -> np.ndarray:
+    """ITM match probabilities [N, len(names)] of image i with rows[i][name]; NaN where the text is None or
+    the image unreadable."""
     from evaluation.scoring import match_score, score_images_with_texts
 
-    vocab = Vocabulary.build([(it.words, it.upos) for it in items])
-    texts = [perturb(it.words, it.upos, vocab, seed * 1_000_003 + i) for i, it in enumerate(items)]
-    names = ("original",) + VARIANTS
-    logits, _ = score_images_with_texts(model, [it.image for it in items], [[t[n] for n in names] for t in texts],
-                                        device, batch_size, workers, desc="probe")
+    logits, _ = score_images_with_texts(model, paths, [[row[n] or "" for n in names] for row in rows], device,
+                                        batch_size, workers, desc=desc)
     probs = match_score(logits).sigmoid().double().numpy()
-    good = ~np.isnan(probs).any(axis=1)
-    probs = probs[good]
-    orig = probs[:, 0]
-    variants = {name: {"mean_match_prob": float(probs[:, j].mean()),
-                       "original_wins": 100.0 * float(np.mean(orig > probs[:, j])) if j else float("nan")}
-                for j, name in enumerate(names)}
+    probs[np.array([[row[n] is None for n in names] for row in rows], dtype=bool)] = np.nan
+    return probs
+
+
+def item_scores(ids: list[str], probs: np.ndarray, names: tuple[str, ...], original: bool) -> dict[str, Any]:
+    """The per-item file's entries: per variant the items it was scored on, their foil probabilities and
+    (when column 0 is the original caption) the original's."""
+    out = {}
+    for j, name in enumerate(names):
+        ok = ~np.isnan(probs[:, j]) & (~np.isnan(probs[:, 0]) if original else True)
+        entry: dict[str, Any] = {"ids": [ids[i] for i in np.flatnonzero(ok)], "foil": probs[ok, j].tolist()}
+        if original and j:
+            entry["original"] = probs[ok, 0].tolist()
+        out[name] = entry
+    return out
+
+
+def summarise(items: dict[str, Any], totals: dict[str, int], seed: int) -> dict[str, dict[str, Any]]:
+    """Per variant: items scored and skipped, and each figure with its 95 % bootstrap interval over the items
+    (`FIELD_ci`): mean match probability (0-1), original-wins share (%), probability drop (points)."""
+    scores = probe_items(items)
+    out = {}
+    for name, v in items["variants"].items():
+        entry: dict[str, Any] = {"n": len(v["ids"]), "skipped": totals[name] - len(v["ids"])}
+        for field, suffix, scale in FIELDS:
+            key = f"probe/{name}{suffix}"
+            if key in scores and entry["n"]:
+                ci = bootstrap_interval(scores[key], seed=zlib.crc32(f"{key}|{seed}".encode()))
+                entry[field] = scores[key].metric() * scale
+                entry[f"{field}_ci"] = [c * scale for c in ci] if ci else None
+        out[name] = entry
+    return out
+
+
+def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0, batch_size: int = 32,
+              workers: int | None = None, n_examples: int = 5) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score every caption with its foils and templates, and every image with its count-curve captions;
+    returns the summary and the per-item scores."""
+    texts = caption_foils(items, seed)
+    probs = _probabilities(model, [it.image for it in items], texts, CAPTION_VARIANTS, device, batch_size, workers,
+                           "probe captions")
+    unreadable = {it.image_id for it, p in zip(items, probs) if np.isnan(p[0])}
+    first = list({it.image_id: it for it in reversed(items)}.values())[::-1]  # one item per image, in order
+    counts = [count_captions(it.reference_nouns, seed * 1_000_003 + i) for i, it in enumerate(first)]
+    count_probs = _probabilities(model, [it.image for it in first], counts, COUNT_VARIANTS, device, batch_size,
+                                 workers, "probe counts")
+    variants = item_scores([it.key for it in items], probs, CAPTION_VARIANTS, original=True)
+    variants |= item_scores([it.image_id for it in first], count_probs, COUNT_VARIANTS, original=False)
+    per_item = {"variants": variants}
+    totals = {n: len(items) for n in CAPTION_VARIANTS} | {n: len(first) for n in COUNT_VARIANTS}
     result = {
-        "task": "probe", "seed": seed, "n_images": int(good.sum()), "unreadable_images": int((~good).sum()),
-        "variants": variants,
-        "examples": [texts[i] | {"image": items[i].image.name} for i in range(min(n_examples, len(items)))],
+        "task": "probe", "seed": seed, "n_captions": len(items), "n_images": len(first),
+        "unreadable_images": len(unreadable), "pos_classes": list(STUDIED_CLASSES),
+        "count_template": COUNT_TEMPLATE, "variants": summarise(per_item, totals, seed),
+        "examples": [texts[i] | counts[j] | {"image": items[i].image.name}
+                     for j, i in enumerate(items.index(it) for it in first[:n_examples])],
     }
-    log.info("probe (%d images): %s", result["n_images"], "  ".join(
-        f"{n} p={v['mean_match_prob']:.3f}" + (f" wins={v['original_wins']:.1f}%" if n != "original" else "")
-        for n, v in variants.items()))
-    return result
+    v = result["variants"]
+    log.info("probe (%d captions, %d images): p(original) %.3f; POS-swap original wins %%: %s", len(items),
+             len(first), v["original"].get("mean_match_prob", float("nan")),
+             " ".join(f"{c} {v[f'swap_{c}'].get('original_wins', float('nan')):.0f}" for c in STUDIED_CLASSES))
+    return result, per_item

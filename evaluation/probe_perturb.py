@@ -1,11 +1,15 @@
 """Caption perturbations of the probe (after "Probing Cross-modal Semantics Alignment Capability
 from the Textual Perspective"), from a caption's words and their UPOS ids. Pure and seeded.
 
-Variants of a caption:
-- ``noun_swap``: every noun replaced by another noun of the corpus;
-- ``nouns_only``: nouns kept, every other word (punctuation aside) replaced by a random corpus word;
-- ``shuffle``: the word order shuffled;
-- ``template``: the caption's nouns packed into ``a NOUN of the NOUN [of the NOUN ...]``.
+Foils of a caption (None where the caption has nothing to perturb; the probe skips and counts those):
+- ``swap_<CLASS>`` for each studied class (NOUN VERB ADJ ADV PROPN DET AUX PRON ADP): every word of that
+  class replaced by another word of the same class, drawn from the evaluation set's own tagged vocabulary
+  (never one of the caption's own words of that class);
+- ``noun_swap`` (replace the visual words): the same for the nouns, drawn separately;
+- ``nouns_only`` (replace the others): nouns kept, every other word (punctuation aside) replaced by a random
+  vocabulary word;
+- ``shuffle``: the word order shuffled.
+The templates filled with the caption's nouns are in `probe_templates`.
 """
 from __future__ import annotations
 
@@ -13,62 +17,62 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shards.upos import UPOS_ID
+from shards.upos import STUDIED_CLASSES, UPOS_ID
 
-NOUN_IDS: frozenset[int] = frozenset({UPOS_ID["NOUN"]})  # common nouns: the visual ones (names are not)
+NOUN = UPOS_ID["NOUN"]  # common nouns: the visual words (names are not)
 KEEP_IDS: frozenset[int] = frozenset({UPOS_ID["PUNCT"], UPOS_ID["SPACE"], UPOS_ID["SYM"]})
-VARIANTS: tuple[str, ...] = ("noun_swap", "nouns_only", "shuffle", "template")
+SWAPS: tuple[str, ...] = tuple(f"swap_{c}" for c in STUDIED_CLASSES)
+VARIANTS: tuple[str, ...] = SWAPS + ("noun_swap", "nouns_only", "shuffle")
 
 
 @dataclass
 class Vocabulary:
-    """Corpus word lists to draw replacements from (sorted, so a seed gives the same draws)."""
+    """The evaluation set's tagged words, to draw replacements from (sorted, so a seed gives the same draws)."""
 
-    nouns: list[str]
-    others: list[str]
+    by_class: dict[int, list[str]]  # UPOS id -> its words, lower-cased
+    others: list[str]  # every word that is neither a noun nor punctuation
 
     @classmethod
     def build(cls, captions: Sequence[tuple[Sequence[str], Sequence[int]]]) -> "Vocabulary":
-        """Nouns and other words (punctuation aside) of (words, UPOS ids) captions, lower-cased."""
-        nouns, others = set(), set()
+        """From (words, UPOS ids) captions."""
+        by_class: dict[int, set[str]] = {}
         for words, upos in captions:
             for w, u in zip(words, upos):
-                w = w.lower()
-                if int(u) in NOUN_IDS:
-                    nouns.add(w)
-                elif int(u) not in KEEP_IDS:
-                    others.add(w)
-        return cls(sorted(nouns), sorted(others - nouns))
+                by_class.setdefault(int(u), set()).add(w.lower())
+        nouns = by_class.get(NOUN, set())
+        others = {w for u, ws in by_class.items() if u != NOUN and u not in KEEP_IDS for w in ws} - nouns
+        return cls({u: sorted(ws) for u, ws in sorted(by_class.items())}, sorted(others))
+
+    @property
+    def nouns(self) -> list[str]:
+        return self.by_class.get(NOUN, [])
 
 
 def _draw(pool: Sequence[str], avoid: set[str], rng: random.Random) -> str:
-    """A random pool word not in `avoid` (falls back to any pool word when all are avoided)."""
-    for _ in range(20):
+    """A random pool word not in `avoid` (the pool must hold one)."""
+    while True:
         w = pool[rng.randrange(len(pool))]
         if w not in avoid:
             return w
-    return pool[rng.randrange(len(pool))]
 
 
-def is_probeable(upos: Sequence[int]) -> bool:
-    """A caption needs a noun and a non-noun word for every variant to be meaningful."""
-    kinds = [int(u) in NOUN_IDS for u in upos if int(u) not in KEEP_IDS]
-    return any(kinds) and not all(kinds)
+def pos_swap(words: Sequence[str], upos: Sequence[int], cls: int, vocab: Vocabulary,
+             rng: random.Random) -> list[str] | None:
+    """Every word of UPOS class `cls` replaced by a vocabulary word of that class that the caption does not
+    use in that class; None when the caption has no such word or the vocabulary no other word of the class."""
+    own = {w.lower() for w, u in zip(words, upos) if int(u) == cls}
+    pool = vocab.by_class.get(cls, [])
+    if not own or len(pool) <= len(own.intersection(pool)):
+        return None
+    return [_draw(pool, own, rng) if int(u) == cls else w for w, u in zip(words, upos)]
 
 
-def noun_swap(words: Sequence[str], upos: Sequence[int], vocab: Vocabulary, rng: random.Random) -> list[str]:
-    """Replace each noun with a different corpus noun (not one of the caption's own nouns)."""
-    own = {w.lower() for w, u in zip(words, upos) if int(u) in NOUN_IDS}
-    if not vocab.nouns:
-        return list(words)
-    return [_draw(vocab.nouns, own, rng) if int(u) in NOUN_IDS else w for w, u in zip(words, upos)]
-
-
-def nouns_only(words: Sequence[str], upos: Sequence[int], vocab: Vocabulary, rng: random.Random) -> list[str]:
-    """Keep nouns (and punctuation); replace every other word with a random corpus non-noun word."""
-    if not vocab.others:
-        return list(words)
-    return [w if int(u) in NOUN_IDS or int(u) in KEEP_IDS else _draw(vocab.others, {w.lower()}, rng)
+def nouns_only(words: Sequence[str], upos: Sequence[int], vocab: Vocabulary,
+               rng: random.Random) -> list[str] | None:
+    """Keep nouns (and punctuation); replace every other word with a different random non-noun word."""
+    if len(vocab.others) < 2:
+        return None
+    return [w if int(u) == NOUN or int(u) in KEEP_IDS else _draw(vocab.others, {w.lower()}, rng)
             for w, u in zip(words, upos)]
 
 
@@ -83,22 +87,28 @@ def shuffle(words: Sequence[str], upos: Sequence[int], rng: random.Random) -> li
     return out
 
 
-def template(words: Sequence[str], upos: Sequence[int]) -> list[str]:
-    """The nouns in order in `a N1 of the N2 of the N3 ...`."""
-    nouns = [w for w, u in zip(words, upos) if int(u) in NOUN_IDS]
-    out = ["a", nouns[0]] if nouns else ["a"]
-    for n in nouns[1:]:
-        out += ["of", "the", n]
-    return out
+def is_probeable(upos: Sequence[int]) -> bool:
+    """A caption needs a noun and a non-noun word for the visual-word variants to be meaningful."""
+    kinds = [int(u) == NOUN for u in upos if int(u) not in KEEP_IDS]
+    return any(kinds) and not all(kinds)
 
 
-def perturb(words: Sequence[str], upos: Sequence[int], vocab: Vocabulary, seed: int) -> dict[str, str]:
-    """The original caption and all variants as text, drawn from `random.Random(seed)`."""
+def nouns_of(words: Sequence[str], upos: Sequence[int]) -> list[str]:
+    """The caption's visual words (its common nouns), in order, lower-cased."""
+    return [w.lower() for w, u in zip(words, upos) if int(u) == NOUN]
+
+
+def perturb(words: Sequence[str], upos: Sequence[int], vocab: Vocabulary, seed: int) -> dict[str, str | None]:
+    """The original caption and every foil of VARIANTS as text (None: skipped), drawn from `Random(seed)`."""
     rng = random.Random(seed)
-    return {
-        "original": " ".join(words),
-        "noun_swap": " ".join(noun_swap(words, upos, vocab, rng)),
-        "nouns_only": " ".join(nouns_only(words, upos, vocab, rng)),
-        "shuffle": " ".join(shuffle(words, upos, rng)),
-        "template": " ".join(template(words, upos)),
-    }
+
+    def text(tokens: list[str] | None) -> str | None:
+        return None if tokens is None else " ".join(tokens)
+
+    out: dict[str, str | None] = {"original": " ".join(words)}
+    for name, cls in zip(SWAPS, STUDIED_CLASSES):
+        out[name] = text(pos_swap(words, upos, UPOS_ID[cls], vocab, rng))
+    out["noun_swap"] = text(pos_swap(words, upos, NOUN, vocab, rng))
+    out["nouns_only"] = text(nouns_only(words, upos, vocab, rng))
+    out["shuffle"] = " ".join(shuffle(words, upos, rng))
+    return out

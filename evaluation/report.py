@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation import plots
+from evaluation.probe_report import probe_figures, probe_tables
 from evaluation.runs import TASKS, RunInfo
 from evaluation.study_tables import Method, StudyStats, generic_tables, metric_value, methods_of, thesis_tables
 from evaluation.tables import DASH, Table, write_table
@@ -59,7 +60,10 @@ def data_note(methods: Sequence[Method], task: str) -> str | None:
                 f"lr {st.get('lr')}. Scores are local, on {r.get('eval_split')}; test-dev scores come only from the "
                 "evaluation server (the predictions file is written in its format).")
     if task == "probe":
-        return f"{r.get('n_images')} images, one caption each, seed {r.get('seed')}; tags from `{r.get('tags')}`."
+        return (f"{r.get('n_captions', r.get('n_images'))} captions of {r.get('n_images')} images, seed "
+                f"{r.get('seed')}; tags from `{r.get('tags')}`. Captions without a word of a class (or whose class "
+                "has no other word in the evaluation vocabulary) are skipped, and counted per run with each figure's "
+                "own 95 % bootstrap interval in `eval/probe.json`.")
     return None
 
 
@@ -83,7 +87,7 @@ def issues_notes(runs: Sequence[RunInfo]) -> list[str]:
 
 def _task_of(table: Table) -> str:
     return {"table_4_1": "retrieval", "table_4_2": "valse", "table_4_3": "vqa", "table_4_4": "retrieval",
-            "table_4_5": "vqa", "valse_detail": "valse"}.get(table.key, table.key)
+            "table_4_5": "vqa", "valse_detail": "valse"}.get(table.key, table.key.split("_")[0])
 
 
 def write_figures(methods: Sequence[Method], out: Path) -> list[tuple[str, str]]:
@@ -124,7 +128,8 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     out.mkdir(parents=True, exist_ok=True)
     methods = methods_of(runs)
     stats = StudyStats(methods, reference)
-    tables = thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats)
+    probe = probe_tables(methods, stats)  # the probe's tables and figures (issue 14)
+    tables = thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats) + probe
     sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
                 "", "## Runs", "", runs_table(runs)]
@@ -137,7 +142,7 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
         sections += ["", path.read_text(encoding="utf-8").rstrip(),
                      "", f"Files: [{path.name}]({path.name}), [{table.key}.csv]({table.key}.csv), "
                      f"[{table.key}.tex]({table.key}.tex)"]
-    figures = write_figures(methods, out)
+    figures = write_figures(methods, out) + probe_figures(probe, out)
     if figures:
         sections += ["", "## Figures"]
         for caption, name in figures:

@@ -7,7 +7,7 @@ A difference whose interval spans 0 is not called a difference.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,18 +58,36 @@ def _resample_indices(rng: np.random.Generator, n: int, strata: np.ndarray | Non
     return np.concatenate(parts, axis=1), np.concatenate(labels)
 
 
+def _resampled(rng: np.random.Generator, n: int, strata: np.ndarray | None, resamples: int,
+               statistic: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> np.ndarray:
+    """`statistic(indices, strata)` of `resamples` resamples of n items, drawn in chunks of bounded size."""
+    per_chunk = max(1, CELLS_PER_CHUNK // n)
+    out = []
+    for start in range(0, resamples, per_chunk):
+        out.append(statistic(*_resample_indices(rng, n, strata, min(per_chunk, resamples - start))))
+    return np.concatenate(out)
+
+
 def paired_bootstrap(run: ItemScores, reference: ItemScores, resamples: int = RESAMPLES, seed: int = 0,
                      level: float = LEVEL) -> Interval | None:
     """The interval of `run`'s metric minus `reference`'s, resampling the same items for both;
     None when the two were scored on different items."""
     if run.ids != reference.ids or len(run.ids) == 0:
         return None
-    rng = np.random.default_rng(seed)
-    n = len(run.ids)
-    per_chunk = max(1, CELLS_PER_CHUNK // n)
-    diffs = []
-    for start in range(0, resamples, per_chunk):
-        idx, strata = _resample_indices(rng, n, run.strata, min(per_chunk, resamples - start))
-        diffs.append(stratified_mean(run.values[idx], strata) - stratified_mean(reference.values[idx], strata))
-    low, high = np.percentile(np.concatenate(diffs), [50 * (1 - level), 50 * (1 + level)])
+    diffs = _resampled(np.random.default_rng(seed), len(run.ids), run.strata, resamples,
+                       lambda idx, s: stratified_mean(run.values[idx], s) - stratified_mean(reference.values[idx], s))
+    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
     return Interval(run.metric() - reference.metric(), float(low), float(high))
+
+
+# --- one run's own interval (added for the probe, issue 14) ---
+def bootstrap_interval(items: ItemScores, resamples: int = RESAMPLES, seed: int = 0,
+                       level: float = LEVEL) -> tuple[float, float] | None:
+    """The percentile interval of one run's metric (in percent, as `ItemScores.metric`), resampling its items
+    with replacement; None without items."""
+    if not items.ids:
+        return None
+    draws = _resampled(np.random.default_rng(seed), len(items.ids), items.strata, resamples,
+                       lambda idx, s: stratified_mean(items.values[idx], s))
+    low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)

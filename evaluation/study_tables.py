@@ -46,7 +46,7 @@ def methods_of(runs: Sequence[RunInfo]) -> list[Method]:
 def metric_value(run: RunInfo, key: str) -> float | None:
     """A metric from a run's result summaries, in percent: `retrieval/tr_r1`, `valse/<piece>`, `valse/avg`
     (`:p_c` etc. for another field than acc_r), `vqa/overall`, `vqa/<answer type>`,
-    `probe/<variant>:mean_match_prob|original_wins`; None when the run lacks it."""
+    `probe/<variant>:mean_match_prob|original_wins|prob_drop`; None when the run lacks it."""
     task, _, rest = key.partition("/")
     name, _, field = rest.partition(":")
     result = run.results.get(task, {})
@@ -101,7 +101,8 @@ class StudyStats:
                    reference=method is not None and method is self.reference)
 
 
-def _notes(stats: StudyStats, methods: Sequence[Method]) -> list[str]:
+def table_notes(stats: StudyStats, methods: Sequence[Method]) -> list[str]:
+    """The notes under every table: seeds, the reference row and what `*` means."""
     seeds = sorted({len(m.runs) for m in methods})
     notes = [f"Mean over {'/'.join(map(str, seeds))} seed(s)" + (" ± standard deviation" if max(seeds) > 1 else "")
              + "."]
@@ -114,7 +115,7 @@ def _notes(stats: StudyStats, methods: Sequence[Method]) -> list[str]:
 
 
 def generic_tables(methods: Sequence[Method], stats: StudyStats) -> list[Table]:
-    """Retrieval, VALSE (every piece that ran), VQA and the probe, for every method."""
+    """Retrieval, VALSE (every piece that ran) and VQA, for every method (the probe's: `probe_report`)."""
     present = {key for m in methods for r in m.runs for key in summary_keys(r)}
     tables = []
     retrieval = [k for k in LAYOUTS[0].metrics if k in present]
@@ -135,15 +136,7 @@ def generic_tables(methods: Sequence[Method], stats: StudyStats) -> list[Table]:
         tables.append(("vqa", f"VQA v2 ({vqa_split(methods)}): accuracy per answer type",
                        [f"vqa/{t}" for t in types] + ["vqa/overall"],
                        [t.capitalize() if t != "yes/no" else "Yes/No" for t in types] + ["Overall"]))
-    variants = list(dict.fromkeys(k.split("/")[1] for m in methods for r in m.runs for k in summary_keys(r)
-                                  if k.startswith("probe/")))
-    if variants:
-        others = [v for v in variants if v != "original"]
-        tables.append(("probe", "Caption-perturbation probe: mean ITM match probability (%) per variant, and the "
-                       "share of images where the original caption beats each variant (%)",
-                       [f"probe/{v}" for v in variants] + [f"probe/{v}:original_wins" for v in others],
-                       [f"p({v})" for v in variants] + [f"wins vs {v}" for v in others]))
-    notes = _notes(stats, methods)
+    notes = table_notes(stats, methods)
     return [Table(key, title, columns, [stats.row(m, keys, m.group, m.label) for m in methods], list(notes))
             for key, title, keys, columns in tables]
 
@@ -173,7 +166,7 @@ def thesis_table(spec: TableSpec, methods: Sequence[Method], stats: StudyStats, 
         return None
     rows = [stats.row(by_label.get(row.run), spec.metrics, row.group, row.label) for row in spec.rows]
     title = spec.title.replace("VQA v2", f"VQA v2 ({vqa_split(methods)})")
-    table = Table(spec.key, title, list(spec.columns), rows, _notes(stats, methods))
+    table = Table(spec.key, title, list(spec.columns), rows, table_notes(stats, methods))
     if with_thesis:
         published = thesis_numbers(spec.key)
         block = [Row(r.get("group", ""), r["method"] + (f" ({r['masking_probability']} %)"

@@ -12,16 +12,16 @@ from typing import Any
 from pipeline.images import DEFAULT_MAX_PIXELS, ImagePolicy
 from pipeline.items import ChunkSpec, ShardResult
 from pipeline.sources import safe_key
+from pipeline.shard_runs import run_tasks
 from pipeline.state import check_out, prepare_out, remove_stale_temporaries
 from pipeline.tagger import model_identity
-from pipeline.worker import TaskConfig, process_shard
+from pipeline.worker import TaskConfig
 from pipeline.writer import WORK_DIR, read_part
 from shards.errors import UserError
 from shards.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-TASK_RETRIES = 3
 
 
 @dataclass
@@ -249,82 +249,6 @@ def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float,
             f"{' (' + reasons + ')' if reasons else ''}, truncated {tot['truncated']}; "
             f"{shards} shards{f' ({resumed} resumed)' if resumed else ''} in {seconds:.1f}s "
             f"({rate:.0f} captions/s) -> {out}")
-
-
-def shard_failure(name: str, err: BaseException) -> UserError:
-    """The one-line error for a failed Ray task. A UserError raised inside it (bad input) keeps its own
-    message; other exceptions are not retried either; crashed workers and OSErrors were retried."""
-    cause = getattr(err, "cause", None)
-    if isinstance(cause, UserError):
-        return UserError(f"shard {name}: {cause}")
-    last_line = str(err).strip().splitlines()[-1][:300]
-    if cause is not None and not isinstance(cause, OSError):
-        return UserError(f"shard {name} failed: {last_line}")
-    return UserError(f"shard {name} failed after {TASK_RETRIES} retries: {last_line}; re-run to resume")
-
-
-def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfig,
-              results: dict[int, ShardResult], total_chunks: list[ChunkSpec]) -> None:
-    """One Ray task per pending shard (a bounded number in flight), retried on worker failure."""
-    import ray
-
-    from shards.progress import Progress
-
-    address = cfg.ray_address if cfg.ray_address is not None else os.environ.get("RAY_ADDRESS") or None
-    started_ray = init_ray(cfg.workers, address)
-    try:
-        if total_chunks[0].path is not None:  # img2dataset: a header pre-pass makes keys unique across tars
-            plan_tars(total_chunks)
-        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(process_shard)
-        cfg_ref = ray.put(task_cfg)
-        known = all(spec.n_items is not None for spec in total_chunks)
-        total = sum(spec.n_items or 0 for spec in total_chunks) if known else None
-        in_flight: dict[Any, ChunkSpec] = {}
-        queue = list(pending)
-        window = max(2, 2 * int(ray.cluster_resources().get("CPU", cfg.workers)))
-        with Progress(total, desc="tag-shards", unit="cap", initial=sum(r.read for r in results.values()),
-                      terminal=cfg.progress) as bar:
-            while queue or in_flight:
-                while queue and len(in_flight) < window:
-                    spec = queue.pop(0)
-                    in_flight[remote.remote(spec, cfg_ref)] = spec
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in ready:
-                    spec = in_flight.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayError as err:
-                        raise shard_failure(spec.name, err) from None
-                    results[spec.index] = result
-                    log.debug("%s: %d written, %d rejected in %.1fs", spec.name, result.samples,
-                              len(result.rejects), result.seconds)
-                    bar.set_postfix(shards=f"{len(results)}/{len(total_chunks)}")
-                    bar.update(result.read)
-    finally:
-        if started_ray:
-            ray.shutdown()
-
-
-def plan_tars(chunks: list[ChunkSpec]) -> None:
-    """Read every input tar's headers, one Ray task per tar, then `img2dataset.plan` all chunks (finished
-    ones too: a pending tar must know the keys of every earlier tar)."""
-    import ray
-
-    from pipeline.sources import img2dataset
-
-    started = time.perf_counter()
-    remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(img2dataset.tar_keys)
-    refs = [remote.remote(spec.path, spec.source) for spec in chunks]
-    scans = []
-    for spec, ref in zip(chunks, refs):
-        try:
-            scans.append(ray.get(ref))
-        except ray.exceptions.RayError as err:
-            raise shard_failure(spec.name, err) from None
-    img2dataset.plan(chunks, scans)
-    log.info("read the headers of %d input tars in %.1fs: %d inputs, %d keys also in an earlier tar",
-             len(chunks), time.perf_counter() - started, sum(s.inputs for s in scans),
-             sum(len(spec.taken) for spec in chunks))
 
 
 def config_from_args(args: Any) -> PipelineConfig:

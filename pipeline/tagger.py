@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.align import align_caption
+from pipeline.upos_rules import NotCompilable, UposLookup, compile_upos_rules
 from shards.errors import UserError
 from shards.schema import TaggedCaption
 from shards.upos import UPOS_ID, UPOS_NAMES
@@ -62,20 +63,41 @@ def _pos_lookup() -> np.ndarray:
     return table
 
 
-class Tagger:
-    """Tags normalised captions and aligns them to wordpieces; returns schema TaggedCaptions."""
+def fast_path(nlp: Any) -> tuple[UposLookup | None, str]:
+    """(lookup, "lookup"): the ruler's exact UPOS lookup, the ruler disabled (tok2vec + tagger run alone);
+    (None, "pipe: why") after one log line when the model's rules do not compile (the pipe runs as loaded)."""
+    try:
+        lookup = compile_upos_rules(nlp)
+    except NotCompilable as why:
+        log.warning("UPOS from spaCy's pipe, not the fast lookup: %s", why)
+        return None, f"pipe: {why}"
+    nlp.disable_pipe(nlp.pipe_names[-1])
+    return lookup, "lookup"
 
-    def __init__(self, model: str | None = None, max_len: int = 64, batch_size: int = 512) -> None:
+
+class Tagger:
+    """Tags normalised captions and aligns them to wordpieces; returns schema TaggedCaptions.
+
+    `fast` (default): UPOS from the attribute_ruler's rules compiled into a lookup (`pipeline.upos_rules`),
+    identical to the pipe's; `info["upos_path"]` says which path runs.
+    """
+
+    def __init__(self, model: str | None = None, max_len: int = 64, batch_size: int = 512,
+                 fast: bool = True) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core per worker
         from shards.tokenizer import load_tokenizer
+        from tokenizers import Tokenizer
 
         if max_len < 3:
             raise UserError(f"--max-len must be at least 3 (got {max_len})")
         self.nlp = load_spacy(model)
         self.tokenizer, self.tokenizer_info = load_tokenizer()
+        # a private copy of the Rust tokenizer: the shared one keeps whatever padding its last caller asked for
+        self._pieces = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self._pieces.no_padding()
+        self._pieces.no_truncation()
         self.max_len = max_len
         self.batch_size = batch_size
-        self._pos = _pos_lookup()
         meta = self.nlp.meta
         self.info: dict[str, Any] = {
             "model": f"{meta.get('lang', 'en')}_{meta.get('name', '?')}",
@@ -84,18 +106,24 @@ class Tagger:
             "pipes": list(self.nlp.pipe_names),
             "excluded": list(EXCLUDE),
         }
+        # the path taken is not part of the tagger's identity (trainer.data.TAGGER_IDENTITY): same tags
+        self.lookup, self.info["upos_path"] = fast_path(self.nlp) if fast else (None, "pipe: fast path off")
+        self._pos = _pos_lookup()
         log.debug("tagger loaded: %s", self.info)
 
     def word_arrays(self, captions: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(starts, lengths, UPOS ids) of the spaCy tokens of each caption (plain arrays)."""
-        from spacy.attrs import IDX, LENGTH, POS
+        from spacy.attrs import IDX, IS_SPACE, LENGTH, LOWER, POS, TAG
 
-        out = []
+        attrs = [IDX, LENGTH, TAG, LOWER, IS_SPACE] if self.lookup else [IDX, LENGTH, POS]
         with self.nlp.memory_zone():
-            for doc in self.nlp.pipe(captions, batch_size=self.batch_size):
-                arr = doc.to_array([IDX, LENGTH, POS])
-                out.append((arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), self._pos[arr[:, 2]]))
-        return out
+            rows = [doc.to_array(attrs).reshape(-1, len(attrs))
+                    for doc in self.nlp.pipe(captions, batch_size=self.batch_size)]
+        flat = np.concatenate(rows) if rows else np.zeros((0, len(attrs)), dtype=np.uint64)
+        upos = self.lookup(flat[:, 2], flat[:, 3], flat[:, 4]) if self.lookup else self._pos[flat[:, 2]]
+        starts, lengths = flat[:, 0].astype(np.int64), flat[:, 1].astype(np.int64)
+        cuts = np.cumsum([len(r) for r in rows])[:-1]
+        return list(zip(np.split(starts, cuts), np.split(lengths, cuts), np.split(upos, cuts)))
 
     def wordpieces(self, captions: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """(ids, start offsets) of each normalised caption's wordpieces, without specials.
@@ -106,7 +134,7 @@ class Tagger:
         """
         chunked = [text.split(" ") for text in captions]
         unique = list(dict.fromkeys(chunk for chunks in chunked for chunk in chunks))
-        encodings = self.tokenizer.backend_tokenizer.encode_batch(unique, add_special_tokens=False)
+        encodings = self._pieces.encode_batch(unique, add_special_tokens=False)
         table = {chunk: (enc.ids, [start for start, _ in enc.offsets]) for chunk, enc in zip(unique, encodings)}
         out = []
         for chunks in chunked:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.items import Reject, ShardResult
+from pipeline.tar_members import TarMembers
 from shards.atomic import atomic_path, atomic_write_json
 from shards.manifest import SHARDS_DIR
 
@@ -21,19 +22,20 @@ class ShardWriter:
     """Writes one shard tar to a temporary name; `close()` renames it into place."""
 
     def __init__(self, path: Path) -> None:
-        import webdataset as wds
-
         self.path = path
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
         self._stream = open(self._tmp, "wb")
-        self._tar = wds.TarWriter(self._stream, user=TAR_USER, group=TAR_USER, mode=TAR_MODE,
-                                  encoder=False, mtime=TAR_MTIME)
+        self._tar = TarMembers(self._stream, user=TAR_USER, group=TAR_USER, mode=TAR_MODE, mtime=TAR_MTIME)
         self.samples = 0
 
     def write(self, sample: dict[str, Any]) -> None:
-        """Add one sample (member name -> bytes, plus `__key__`)."""
-        self._tar.write(sample)
+        """Add one sample (member name -> bytes, plus `__key__`), members in name order as webdataset's
+        TarWriter writes them (the bytes are the same)."""
+        key = sample["__key__"]
+        for member in sorted(k for k in sample if not k.startswith("_")):
+            value = sample[member]
+            self._tar.add(f"{key}.{member}", value.encode("utf-8") if isinstance(value, str) else value)
         self.samples += 1
 
     def close(self) -> None:

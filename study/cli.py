@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from shards.errors import UserError
+from trainer.launch import add_launch_options
 
 HELP = "pre-train, evaluate and report every run of a grid (grids/*.toml), resumably, on CPU, GPUs or Ray"
 log = logging.getLogger("study")
@@ -28,12 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--images", help="image root(s) for every task (`posmask eval --images`)")
     add("--reference", default="random 0.15", help="the row every other is compared with (default random 0.15)")
     add("--with-thesis", action="store_true", help="the thesis's published numbers under Tables 4.1-4.5")
+    add_launch_options(parser)  # several machines: the same study on each, every run spanning them all
 
 
 def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     """Validated study settings."""
+    import os
+
     from study.grid import TASKS, grid_path
     from study.plan import Settings
+    from trainer.launch import launch_from_args
 
     for name in ("seeds", "gpus_per_run", "parallel"):
         if getattr(args, name) < 1:
@@ -48,12 +53,17 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
         bad = [t for t in tasks if t not in TASKS]
         if bad or not tasks:
             raise UserError(f"--tasks {args.tasks!r}: valid tasks are {', '.join(TASKS)}")
+    launch = launch_from_args(args, 1)  # checks the flags
+    if launch.nnodes > 1 and os.environ.get("RAY_ADDRESS"):
+        raise UserError("--nnodes > 1 runs the same study on every machine; with RAY_ADDRESS, Ray places the runs "
+                        "instead: use one or the other")
     stem = grid_path(args.grid).stem
     out = Path(args.out or f"studies/{stem}" + (f"-{args.preset}" if args.preset else ""))
     return Settings(out=out.resolve(), seeds=args.seeds, preset=args.preset, shards=args.shards,
                     max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images, gpus=args.gpus,
                     gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
-                    with_thesis=args.with_thesis)
+                    with_thesis=args.with_thesis, nnodes=launch.nnodes, node_rank=launch.node_rank,
+                    master_addr=launch.master_addr, master_port=launch.master_port)
 
 
 def run(args: argparse.Namespace) -> int:

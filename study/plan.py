@@ -28,12 +28,22 @@ class Settings:
     parallel: int = 1  # runs at once on CPU
     reference: str = "random 0.15"
     with_thesis: bool = False
+    nnodes: int = 1  # several machines: every run spans them all (the same study on each, NODE_RANK each)
+    node_rank: int = 0
+    master_addr: str | None = None
+    master_port: int | None = None
+
+    @property
+    def follower(self) -> bool:
+        """A node other than 0 of a multi-node study: it joins the distributed steps and waits for the rest."""
+        return self.node_rank > 0
 
 
 @dataclass(frozen=True)
 class Step:
     kind: str  # "pretrain" or "eval:TASK"
     argv: list[str]  # the posmask command line, without the program
+    distributed: bool = False  # runs on every node of a multi-node study (pre-training, VQA fine-tuning)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
             run_dir = settings.out / "runs" / name
             options = {**pretrain_options(entry, settings), "seed": seed}
             steps = [Step("pretrain", ["pretrain", *to_argv(options, pretrain_actions), "--run", str(run_dir),
-                                       *gpu_flags(settings)])]
+                                       *process_flags(settings)], distributed=True)]
             for task in settings.tasks or entry.tasks:
                 eval_options = {"seed": seed, **entry.eval_options, **entry.task_options.get(task, {})}
                 for key in ("data", "images"):
@@ -80,7 +90,8 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
                     if task in given or "*" in given:
                         eval_options[key] = given.get(task, given.get("*"))
                 argv = ["eval", "--run", str(run_dir), "--tasks", task, *to_argv(eval_options, eval_actions)]
-                steps.append(Step(f"eval:{task}", argv + (gpu_flags(settings) if task == "vqa" else [])))
+                vqa = task == "vqa"
+                steps.append(Step(f"eval:{task}", argv + (process_flags(settings) if vqa else []), distributed=vqa))
             jobs.append(Job(name, entry.name, seed, run_dir, steps))
     return jobs
 
@@ -98,7 +109,13 @@ def per_task(value: str | None) -> dict[str, str]:
     return parts
 
 
-def gpu_flags(settings: Settings) -> list[str]:
-    """Processes per run: `--gpus N` on GPUs; nothing on CPU (one process per run, PARALLEL runs at once)."""
-    return ["--gpus", str(settings.gpus_per_run)] if settings.gpus else []
+def process_flags(settings: Settings) -> list[str]:
+    """Processes per run: `--gpus N` on GPUs (nothing on CPU: one process per run, PARALLEL runs at once), and
+    torchrun's rendezvous when every run spans several machines."""
+    flags = ["--gpus", str(settings.gpus_per_run)] if settings.gpus else []
+    if settings.nnodes > 1:
+        flags += ["--nnodes", str(settings.nnodes), "--node-rank", str(settings.node_rank),
+                  "--master-addr", str(settings.master_addr)]
+        flags += ["--master-port", str(settings.master_port)] if settings.master_port else []
+    return flags
 

@@ -77,8 +77,9 @@ class Progress:
 
 def run_local(jobs: Sequence[Job], settings: Settings) -> list[StepResult]:
     """Jobs on this node, as many at once as there are slots; SIGTERM/SIGINT stop them with a checkpoint."""
-    envs = slot_envs(settings)
-    runners = [StepRunner(env, settings.out / "logs") for env in envs]
+    envs = slot_envs(settings)[:1] if settings.nnodes > 1 else slot_envs(settings)  # multi-node: one run at a time
+    log_dir = settings.out / ("logs" if not settings.follower else f"logs-node{settings.node_rank}")
+    runners = [StepRunner(env, log_dir, follower=settings.follower) for env in envs]
     todo: queue.Queue[Job] = queue.Queue()
     for job in jobs:
         todo.put(job)

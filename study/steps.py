@@ -23,6 +23,7 @@ from study.plan import Job, Step
 log = logging.getLogger(__name__)
 RESULT_NEUTRAL = ("log_every", "ckpt_every", "peak_tflops", "run")  # run_config keys that do not change results
 EXIT_INTERRUPTED = 143
+FOLLOWER_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class StepRunner:
     """Runs steps as subprocesses with this slot's environment; `stop()` sends them SIGTERM."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, where: str = "") -> None:
-        self.env, self.log_dir, self.where = env, log_dir, where
+    def __init__(self, env: dict[str, str], log_dir: Path, where: str = "", follower: bool = False) -> None:
+        self.env, self.log_dir, self.where, self.follower = env, log_dir, where, follower
         self.process: subprocess.Popen | None = None
         self.stopping = False
 
@@ -130,6 +131,11 @@ class StepRunner:
             if self.stopping:
                 return False
             start = time.monotonic()
+            if self.follower and not step.distributed:  # node 0 runs it; join the next step when it is done
+                while not self.stopping and not is_done(job, step):
+                    time.sleep(FOLLOWER_POLL_SECONDS)
+                report(StepResult(job.name, step.kind, "skipped", time.monotonic() - start, "run by node 0"))
+                continue
             if is_done(job, step):
                 report(StepResult(job.name, step.kind, "skipped", 0.0, where=self.where))
                 continue
@@ -140,7 +146,7 @@ class StepRunner:
                 report(StepResult(job.name, step.kind, status, elapsed,
                                   f"exit {code}; log: {self.log_dir}/{job.name}.log", self.where))
                 return False
-            if step.kind != "pretrain":
+            if step.kind != "pretrain" and not self.follower:
                 atomic_write_json(eval_stamp_path(job, step), eval_stamp(job, step))
             report(StepResult(job.name, step.kind, "done", elapsed, where=self.where))
         return True

@@ -43,7 +43,7 @@ def run_study(spec: str, settings: Settings) -> Path:
         raise UserError(f"SHARDS {missing[0]}: no such directory (run `make tag-shards` first)")
     jobs = plan_jobs(grid, settings)
     settings.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(settings.out / "study.json", {
+    atomic_write_json(settings.out / f"study{'-node%d' % settings.node_rank if settings.follower else ''}.json", {
         "grid": str(grid.path), "grid_text": grid.path.read_text(encoding="utf-8"),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()},
         "jobs": [{"name": j.name, "seed": j.seed, "run": str(j.run_dir), "steps": [s.argv for s in j.steps]}
@@ -51,6 +51,9 @@ def run_study(spec: str, settings: Settings) -> Path:
     log.info("study %s: %d entries x %d seed(s) = %d runs, %d steps -> %s", grid.path.stem, len(grid.entries),
              settings.seeds, len(jobs), sum(len(j.steps) for j in jobs), settings.out)
     run_jobs(jobs, settings)
+    if settings.follower:
+        log.info("node %d: every run is done; node 0 writes the report", settings.node_rank)
+        return settings.out / "report" / "index.md"
     runs = [load_run(j.run_dir) for j in jobs]
     return build_report(runs, settings.out / "report", f"posmask study: {grid.path.stem}",
                         reference=settings.reference, with_thesis=settings.with_thesis)

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-steps", type=int, help="stop after this many optimiser steps")
     add("--batch-size", type=int, help="per process (thesis: 64)")
     add("--lr", type=float)
-    add("--warmup-steps", type=int)
+    add("--warmup-steps", type=int, help="linear warm-up steps, capped at 10%% of the run (thesis preset 500: the "
+                                         "thesis's 'first 5 epochs' read as ALBEF's code does, 5 x 100 iterations)")
+    add("--warmup-epochs", type=float, help="warm up over this many epochs instead (the literal reading: 5)")
     add("--hard-negative-warmup", type=int, metavar="STEPS",
         help="ramp the share of hard ITM negatives 0 -> 1 over STEPS, the rest uniform "
              "(thesis 0 = all hard, tiny 1000)")
@@ -38,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--queue-size", type=int, help="ALBEF ITC queue length (thesis 65,536)")
     add("--seed", type=int)
     add("--workers", type=int, help="data-loader worker processes per rank")
+    add("--decode", choices=("cpu", "gpu"), help="where the training images are decoded and cropped: cpu (the "
+        "loader workers, default) or gpu (batched on the CUDA device; the workers only read tars; CPU without CUDA)")
     add("--shuffle-buffer", type=int)
     add("--log-every", type=int)
     add("--ckpt-every", type=int)
@@ -97,18 +101,22 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
     cfg = preset_config(
         args.preset, mask=spec, shards=args.shards, run=args.run, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        warmup_epochs=args.warmup_epochs,
         hard_negative_warmup=args.hard_negative_warmup,
         vision_weights=args.vision_weights, albef=args.albef or None, queue_size=args.queue_size, seed=args.seed,
         workers=args.workers, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
         ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None,
         loss_weights=loss_weights,
-        peak_tflops=args.peak_tflops, augment=args.augment, decay_groups=args.decay_groups, mlm_mean=args.mlm_mean)
+        peak_tflops=args.peak_tflops, augment=args.augment, decay_groups=args.decay_groups, mlm_mean=args.mlm_mean,
+        decode=args.decode)
     for name in ("epochs", "max_steps", "batch_size", "log_every", "ckpt_every", "queue_size"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
     if args.workers is not None and args.workers < 0:
         raise UserError("--workers must be >= 0")
+    if args.warmup_epochs is not None and (args.warmup_steps is not None or args.warmup_epochs < 0):
+        raise UserError("--warmup-epochs is a number >= 0 and replaces --warmup-steps; give one of them")
     return cfg
 
 

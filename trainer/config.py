@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shards.errors import UserError
+from trainer.device_decode import DECODES
 from trainer.engine import DECAY_GROUPS
 from trainer.losses import MLM_MEANS
 from trainer.loss_weights import LossWeights
@@ -81,7 +82,8 @@ class TrainConfig:
     lr: float = 1e-4
     warmup_lr: float = 1e-5
     min_lr: float = 1e-5
-    warmup_steps: int = 1000  # capped at 10% of the run's steps
+    warmup_steps: int = 500  # capped at 10% of the run's steps (the thesis preset: see trainer/README.md, "Warm-up")
+    warmup_epochs: float | None = None  # instead of warmup_steps: warm up over this many epochs (not capped)
     weight_decay: float = 0.02
     grad_clip: float = 5.0
     seed: int = 42
@@ -89,6 +91,7 @@ class TrainConfig:
     shuffle_buffer: int = 2000
     crop_scale: tuple[float, float] = (0.5, 1.0)  # ALBEF's fine-tuning crop; its pre-training crop is --augment albef
     augment: str = "crop"  # "crop": RandomResizedCrop alone; "albef": + flip + RandAugment (trainer.transforms)
+    decode: str = "cpu"  # "gpu": the device decodes and crops the JPEGs, workers only read tars (trainer.device_decode)
     decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (trainer.engine.decays)
     mlm_mean: str = "global"  # MLM loss mean over all ranks' masked tokens ("global") or per rank ("rank", ALBEF)
     hard_negative_warmup: int = 0  # steps over which the share of hard ITM negatives ramps 0 -> 1 (0: all hard)
@@ -104,7 +107,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.run = self.run or self.default_run()
-        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS)):
+        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS),
+                            ("decode", DECODES)):
             if getattr(self, name) not in valid:
                 raise UserError(f"{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
 

@@ -1,6 +1,7 @@
 """Streaming the shards: shard shuffle per epoch, split by rank and worker, a sample shuffle buffer,
-images decoded last, batches collated in the worker. Per-rank epoch length comes from sizes.json, and
-every stream cycles, so ranks with uneven shards still take the same number of steps and never hang.
+images decoded last, batches collated in the worker as uint8 crops and normalised on the device (`to_device`;
+with `--decode gpu` the device decodes too: trainer.device_decode). Per-rank epoch length comes from
+sizes.json, and every stream cycles, so ranks with uneven shards still take the same number of steps and never hang.
 Minimal pairs (samples sharing a json `pair` label) leave the shuffle buffer together, so both are
 (nearly always) in one batch: then only the words that differ tell their captions apart.
 
@@ -30,7 +31,8 @@ from shards.manifest import SHARDS_DIR, read_manifest, read_sizes, shard_paths
 from shards.reader import decode_image
 from shards.schema import Sample, decode_array, decode_sample
 from shards.upos import NOT_A_WORD
-from trainer.transforms import train_transform
+from trainer.device_decode import decode_crops, jpeg_box
+from trainer.transforms import normalize, train_crop
 
 log = logging.getLogger(__name__)
 PAIR_WINDOW = 64
@@ -114,9 +116,10 @@ def truncate(sample: Sample, max_len: int) -> tuple[np.ndarray, np.ndarray, np.n
     return arrays  # type: ignore[return-value]
 
 
-def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None) -> dict[str, torch.Tensor]:
-    """Stack images; pad ids (pad_id), pos (255), word index (-1) and the attention mask to the longest
-    caption or `pad_to`."""
+def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None, image_size: int) -> dict[str, torch.Tensor]:
+    """Stack the uint8 crops; pad ids (pad_id), pos (255), word index (-1) and the attention mask to the longest
+    caption or `pad_to`. Items holding a JPEG for the device (`--decode gpu`) go into the `jpeg*` fields, and
+    `pixels` holds the other rows only (see `to_device`)."""
     length = pad_to or max(len(it["ids"]) for it in items)
     ids = torch.full((len(items), length), pad_id, dtype=torch.long)
     pos = torch.full((len(items), length), NOT_A_WORD, dtype=torch.uint8)
@@ -128,8 +131,39 @@ def collate(items: list[dict[str, Any]], pad_id: int, pad_to: int | None) -> dic
         pos[row, :n] = torch.from_numpy(it["pos"])
         word[row, :n] = torch.from_numpy(it["word"])
         mask[row, :n] = 1
-    return {"pixels": torch.stack([it["pixels"] for it in items]), "ids": ids, "pos": pos, "word": word,
-            "attention_mask": mask, "image_ids": torch.tensor([it["image_id"] for it in items], dtype=torch.long)}
+    batch = {"ids": ids, "pos": pos, "word": word, "attention_mask": mask,
+             "image_ids": torch.tensor([it["image_id"] for it in items], dtype=torch.long)}
+    crops = [it["pixels"] for it in items if "pixels" in it]
+    batch["pixels"] = torch.stack(crops) if crops else torch.empty((0, image_size, image_size, 3), dtype=torch.uint8)
+    jpegs = [(row, it) for row, it in enumerate(items) if "jpeg" in it]
+    if jpegs:
+        batch["jpeg"] = torch.frombuffer(bytearray(b"".join(it["jpeg"] for _, it in jpegs)), dtype=torch.uint8)
+        batch["jpeg_sizes"] = torch.tensor([len(it["jpeg"]) for _, it in jpegs], dtype=torch.long)
+        batch["jpeg_boxes"] = torch.tensor([it["box"] for _, it in jpegs], dtype=torch.long)
+        batch["jpeg_rows"] = torch.tensor([row for row, _ in jpegs], dtype=torch.long)
+    return batch
+
+
+JPEG_FIELDS = ("jpeg", "jpeg_sizes", "jpeg_boxes", "jpeg_rows")
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch on the device, its images decoded there when the loader left JPEGs (`--decode gpu`) and
+    normalised there (the loader hands over uint8 crops)."""
+    jpeg = {name: batch.pop(name) for name in JPEG_FIELDS if name in batch}
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    pixels = batch["pixels"]
+    if jpeg:
+        rows = jpeg["jpeg_rows"].to(device)
+        full = torch.empty((len(rows) + len(pixels), *pixels.shape[1:]), dtype=torch.uint8, device=device)
+        decoded = torch.zeros(len(full), dtype=torch.bool, device=device)
+        decoded[rows] = True
+        full[~decoded] = pixels
+        full[rows] = decode_crops(list(jpeg["jpeg"].split(jpeg["jpeg_sizes"].tolist())), jpeg["jpeg_boxes"],
+                                  pixels.shape[1], device)
+        pixels = full
+    batch["pixels"] = normalize(pixels)
+    return batch
 
 
 def check_word_index(shards: ShardSet) -> None:
@@ -178,9 +212,10 @@ class ShardStream(IterableDataset):
     def __init__(self, urls: tuple[str, ...], rank: int, world_size: int, epoch: int, seed: int,
                  batch_size: int, image_size: int, max_len: int, pad_id: int, shuffle_buffer: int,
                  crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None,
-                 drawn: Mapping[int, int] | None = None, augment: str = "crop") -> None:
+                 drawn: Mapping[int, int] | None = None, augment: str = "crop", device_decode: bool = False) -> None:
         super().__init__()
         self.augment = augment  # trainer.transforms.AUGMENTS
+        self.device_decode = device_decode  # JPEGs go to the device undecoded (trainer.device_decode)
         self.urls, self.rank, self.world_size, self.epoch, self.seed = urls, rank, world_size, epoch, seed
         self.batch_size, self.image_size, self.max_len, self.pad_id = batch_size, image_size, max_len, pad_id
         self.shuffle_buffer, self.crop_scale, self.skip_batches, self.pad_to = (
@@ -232,6 +267,14 @@ class ShardStream(IterableDataset):
             buffer[i], unit = unit, buffer[i]
             yield from unit
 
+    def _image(self, sample: Sample, rng: random.Random) -> dict[str, Any]:
+        """`pixels`: the uint8 crop, decoded here; or, for the device, the `jpeg` and its crop `box`."""
+        if self.device_decode and sample.image_bytes is not None:
+            box = jpeg_box(sample.image_bytes, rng, self.crop_scale)
+            if box is not None:
+                return {"jpeg": sample.image_bytes, "box": box}
+        return {"pixels": train_crop(decode_image(sample), self.image_size, rng, self.crop_scale, self.augment)}
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
@@ -253,16 +296,15 @@ class ShardStream(IterableDataset):
                 sample = next(samples)
                 count += 1
                 try:  # decode the image last, with a crop seeded by the sample's place in the stream
-                    pixels = train_transform(decode_image(sample), self.image_size,
-                                             random.Random(f"{tag}-{count}"), self.crop_scale, self.augment)
+                    image = self._image(sample, random.Random(f"{tag}-{count}"))
                 except (OSError, ValueError) as err:
                     self.corrupt += 1
                     log.warning("skipping sample %s with a bad image: %s", sample.key, err)
                     continue
                 ids, pos, word = truncate(sample, self.max_len)
-                items.append({"pixels": pixels, "ids": ids, "pos": pos, "word": word,
+                items.append({**image, "ids": ids, "pos": pos, "word": word,
                               "image_id": image_id_hash(sample.meta.get("image_id", sample.key))})
-            batch = collate(items, self.pad_id, self.pad_to)
+            batch = collate(items, self.pad_id, self.pad_to, self.image_size)
             batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker
             batch["drawn"] = torch.tensor(count)  # samples this worker role has drawn in this epoch
             yield batch

@@ -14,7 +14,8 @@ from shards.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
 from trainer.albef import MomentumQueue
 from trainer.config import RUN_CONFIG, TrainConfig
-from trainer.data import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch
+from trainer.data import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch, to_device
+from trainer.device_decode import device_decode
 from trainer.distributed import DistInfo
 from trainer.engine import Engine, OptimSettings
 from trainer.loss_weights import LOSS_NAMES
@@ -30,11 +31,13 @@ log = logging.getLogger(__name__)
 LOSSES = ("mlm", "itc", "itm", "itm_acc", "temp")
 
 
-def optim_settings(cfg: TrainConfig, total: int) -> OptimSettings:
-    """AdamW with warm-up from warmup_lr (over at most a tenth of the run), then cosine to min_lr."""
+def optim_settings(cfg: TrainConfig, total: int, steps_per_epoch_: int = 1) -> OptimSettings:
+    """AdamW with warm-up from warmup_lr, then cosine to min_lr. The warm-up lasts `warmup_epochs` epochs
+    when set, else `warmup_steps` steps capped at a tenth of the run."""
+    warmup = (round(cfg.warmup_epochs * steps_per_epoch_) if cfg.warmup_epochs is not None
+              else min(cfg.warmup_steps, max(1, total // 10)))
     return OptimSettings(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr,
-                         warmup_steps=min(cfg.warmup_steps, max(1, total // 10)), grad_clip=cfg.grad_clip,
-                         decay_groups=cfg.decay_groups)
+                         warmup_steps=warmup, grad_clip=cfg.grad_clip, decay_groups=cfg.decay_groups)
 
 
 def fresh_loop_state() -> dict[str, Any]:
@@ -73,7 +76,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     cfg.model.vocab_size, cfg.model.pad_id = tok.vocab_size, tok.pad_id
     spe = steps_per_epoch(shards.total, world, cfg.batch_size)
     total = spe * cfg.epochs if cfg.max_steps is None else min(spe * cfg.epochs, cfg.max_steps)
-    engine = Engine(run_dir, optim_settings(cfg, total), info, total, cfg.identity(), amp=cfg.amp,
+    engine = Engine(run_dir, optim_settings(cfg, total, spe), info, total, cfg.identity(), amp=cfg.amp,
                     compile=cfg.compile, progress_keys=("loss", "mlm", "itc", "itm", "itm_acc", "masked_share"))
 
     torch.manual_seed(cfg.seed)  # identical init on every rank
@@ -106,7 +109,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
             stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
                                  cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
                                  skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None,
-                                 augment=cfg.augment,
+                                 augment=cfg.augment, device_decode=device_decode(cfg.decode, device, cfg.augment),
                                  drawn=state["drawn"] if same_position and start else None)
             batches = iter(make_loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
             state.update(epoch=epoch, workers=workers, drawn=dict(state["drawn"]) if same_position else {})
@@ -117,7 +120,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
                 corrupt[index % workers] = int(batch.pop("corrupt"))
                 state["drawn"][index % workers] = int(batch.pop("drawn"))
                 stats["corrupt_samples"] = corrupt_before + sum(corrupt.values())
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                batch = to_device(batch, device)  # images normalised (and with --decode gpu decoded) there
                 inputs, counts = step_inputs(batch, spec, masker, cfg, engine.step, spe, total)
                 with engine.autocast():
                     out = net(**inputs)

@@ -2,10 +2,15 @@
 data-wait share and masking share, for bf16 autocast + fused AdamW (+ torch.compile) against plain fp32.
 
     python tests/benchmarks/gpu_thesis_step.py [--steps 30] [--batch 64] [--shards data/shards/NAME]
-                                               [--no-compile] [--markdown docs/benchmarks.md]
+                                               [--workers 8] [--decode cpu|gpu] [--compare-decode]
+                                               [--no-compile] [--write-doc]
 
 Without --shards the batch is synthetic and already on the GPU (data wait 0 by construction); with --shards
-the loader of `posmask pretrain` feeds it, so the data-wait share is real. Exits 0 with a message without CUDA.
+the loader of `posmask pretrain` feeds it (uint8 crops from the workers, normalised on the device; with
+`--decode gpu` the device decodes too), so the data-wait share is real; `--compare-decode` adds the fastest
+configuration with the other decode. `--write-doc` puts the table in the
+`## GPU` section of docs/benchmarks.md. Exits 0 with a message without CUDA; `--device cpu --preset tiny` runs
+the same code on a CPU (a check that it works, not figures).
 It runs the real model and objective, so the "bf16" figures include what stays float32 under autocast (the ITC
 similarities and loss, the ITM and MLM heads: trainer.precision).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,51 +27,63 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse.Namespace) -> dict:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) -> Callable[[], dict]:
+    """The batch source: the training loader over --shards, or one synthetic batch on the device."""
+    from trainer.data import ShardStream, make_loader, open_shards, to_device
+
+    B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
+    if not args.shards:
+        fixed = {"pixels": torch.randn(B, 3, S, S, device=device),
+                 "ids": torch.randint(1000, 30000, (B, L), device=device),
+                 "pos": torch.randint(0, 17, (B, L), device=device).to(torch.uint8),
+                 "word": torch.arange(L, device=device).repeat(B, 1).to(torch.int16),
+                 "attention_mask": torch.ones(B, L, dtype=torch.long, device=device),
+                 "image_ids": torch.arange(B, device=device)}
+        return lambda: fixed
+    stream = ShardStream(open_shards(args.shards).urls, 0, 1, 0, 0, B, S, L, 0, 2000, cfg.crop_scale, pad_to=L,
+                         device_decode=decode == "gpu" and device.type == "cuda")
+    loader = iter(make_loader(stream, args.workers, pin_memory=device.type == "cuda"))
+
+    def next_batch() -> dict:
+        batch = next(loader)
+        batch.pop("corrupt")
+        batch.pop("drawn")
+        return to_device(batch, device)
+
+    return next_batch
+
+
+def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, args: argparse.Namespace) -> dict:
+    """Warm up, then time `args.steps` training steps of one configuration."""
     from trainer.config import preset_config
-    from trainer.data import ShardStream, make_loader, open_shards
     from trainer.engine import autocast, param_groups
     from trainer.masking import Masker, parse_mask_spec
-    from trainer.metrics import flops_per_sample, peak_tflops
+    from trainer.metrics import flops_per_sample, peak_memory_mb, peak_tflops
     from trainer.model import PosMaskModel
     from trainer.objective import Pretrainer
 
-    device = torch.device("cuda")
-    cfg = preset_config("thesis")
+    device = torch.device(args.device)
+    cfg = preset_config(args.preset)
     torch.manual_seed(0)
     model = PosMaskModel(cfg.model, vision_weights="random")
     module = Pretrainer(model, mlm=True).to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=fused)
     forward = torch.compile(module) if compile_ else module
     masker = Masker(parse_mask_spec("DET", 0.7), 103, cfg.model.vocab_size, device=device)
-    B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
-    if args.shards:
-        shards = open_shards(args.shards)
-        stream = ShardStream(shards.urls, 0, 1, 0, 0, B, S, L, 0, 2000, (0.5, 1.0), pad_to=L)
-        loader = iter(make_loader(stream, args.workers, pin_memory=True))
-
-        def next_batch() -> dict:
-            batch = next(loader)
-            batch.pop("corrupt")
-            batch.pop("drawn")
-            return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    else:
-        fixed = {"pixels": torch.randn(B, 3, S, S, device=device),
-                 "ids": torch.randint(1000, 30000, (B, L), device=device),
-                 "pos": torch.randint(0, 17, (B, L), device=device).to(torch.uint8),
-                 "attention_mask": torch.ones(B, L, dtype=torch.long, device=device),
-                 "image_ids": torch.arange(B, device=device)}
-
-        def next_batch() -> dict:
-            return fixed
+    next_batch = batches(args, cfg, device, decode)
 
     def step(timings: dict | None = None) -> None:
         t0 = time.perf_counter()
         batch = next_batch()
         if timings is not None:
-            torch.cuda.synchronize()
+            sync(device)
             timings["wait"] += time.perf_counter() - t0
-        masked = masker(batch["ids"], batch["pos"])
+        masked = masker(batch["ids"], batch["pos"], batch["word"])
         with autocast(device, amp):
             out = forward(batch["pixels"], batch["ids"], batch["attention_mask"], batch["image_ids"],
                           masked.input_ids, masked.labels)
@@ -76,27 +94,46 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, args: argparse
 
     for _ in range(5 if compile_ else 3):
         step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     timings = {"wait": 0.0}
     start = time.perf_counter()
     for _ in range(args.steps):
         step(timings)
-    torch.cuda.synchronize()
+    sync(device)
     elapsed = time.perf_counter() - start
+    B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
     ids, pos = torch.randint(1000, 30000, (B, L), device=device), torch.randint(0, 17, (B, L), device=device)
-    torch.cuda.synchronize()
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(100):
         masker(ids, pos)
-    torch.cuda.synchronize()
+    sync(device)
     mask_s = (time.perf_counter() - t0) / 100
     sps = B * args.steps / elapsed
-    tokens = (S // 32) ** 2 + 1
+    tokens = (S // model.vision.patch_embed.patch_size[0]) ** 2 + 1
     peak = peak_tflops(device, args.peak_tflops)
     mfu = flops_per_sample(model, tokens, L, True) * sps / (peak * 1e12) if peak else float("nan")
-    return {"config": name, "samples_per_s": sps, "mfu": mfu, "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
-            "data_wait_share": timings["wait"] / elapsed, "mask_share": mask_s / (elapsed / args.steps)}
+    return {"config": name + (f", --decode {decode}" if args.shards else ""), "samples_per_s": sps, "mfu": mfu,
+            "peak_mem_gb": peak_memory_mb(device) / 1024, "data_wait_share": timings["wait"] / elapsed,
+            "mask_share": mask_s / (elapsed / args.steps)}
+
+
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    """The `## GPU` section."""
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU (a check run, not figures)"
+    source = (f"shards {args.shards}, {args.workers} loader workers" if args.shards
+              else "a synthetic batch already on the device")
+    base = rows[0]["samples_per_s"]
+    lines = ["## GPU", "",
+             f"`tests/benchmarks/gpu_thesis_step.py`: the {args.preset} preset on {where}, batch {args.batch}, "
+             f"{args.steps} timed steps, {source} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
+             "| config | samples/s | vs fp32 | MFU | peak mem | data wait | masking share |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['config']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / base:.2f}x | {r['mfu']:.1%} "
+              f"| {r['peak_mem_gb']:.1f} GiB | {r['data_wait_share']:.1%} | {r['mask_share']:.2%} |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -105,30 +142,30 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--shards")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--compare-decode", action="store_true", help="add the last configuration, other decode")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--peak-tflops", type=float)
-    parser.add_argument("--markdown", help="append the table to this file")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--preset", choices=("thesis", "tiny"), default="thesis")
+    parser.add_argument("--write-doc", action="store_true", help="write the `## GPU` section of docs/benchmarks.md")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_thesis_step: no CUDA GPU here; nothing measured")
         return 0
-    configs = [("fp32, AdamW (reference)", False, False, False), ("bf16 autocast + fused AdamW", True, True, False)]
-    if not args.no_compile:
-        configs.append(("bf16 + fused + torch.compile", True, True, True))
-    rows = [run_config(name, amp, fused, comp, args) for name, amp, fused, comp in configs]
-    base = rows[0]["samples_per_s"]
-    lines = [f"thesis preset on {torch.cuda.get_device_name()}, batch {args.batch}, "
-             f"{'real shards' if args.shards else 'synthetic on-device batch'}", "",
-             "| config | samples/s | vs fp32 | MFU | peak mem | data wait | masking share |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['config']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / base:.2f}x | {r['mfu']:.1%} "
-                     f"| {r['peak_mem_gb']:.1f} GiB | {r['data_wait_share']:.1%} | {r['mask_share']:.2%} |")
-    table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        with open(args.markdown, "a", encoding="utf-8") as handle:
-            handle.write("\n" + table + "\n")
+    configs = [("fp32, AdamW (reference)", False, False, False, args.decode)]
+    if args.device == "cuda":
+        configs.append(("bf16 autocast + fused AdamW", True, True, False, args.decode))
+        if not args.no_compile:
+            configs.append(("bf16 + fused + torch.compile", True, True, True, args.decode))
+    if args.shards and args.compare_decode:
+        configs.append((*configs[-1][:4], "cpu" if args.decode == "gpu" else "gpu"))
+    section = markdown([run_config(*config, args) for config in configs], args)
+    print(section)
+    if args.write_doc:
+        from bench_doc import write_section
+
+        print(f"written to {write_section(section)}")
     return 0
 
 

@@ -240,17 +240,3 @@ def markdown(rows: list[dict[str, Any]], step: dict[str, Any], spacy_s: float, c
                "measured in this run (no GPU). `python tests/benchmarks/gpu_thesis_step.py` gives the `thesis` "
                "preset's samples/s, MFU, peak memory and data wait."), ""]
     return "\n".join(lines)
-
-
-def write_section(doc: Path, section: str) -> None:
-    """Replace (or append) our section of docs/benchmarks.md, leaving the other sections as they are."""
-    from shards.atomic import atomic_write_text
-
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        new = text[:start] + section.rstrip("\n") + "\n" + ("" if end < 0 else "\n" + text[end + 1:])
-    atomic_write_text(doc, new.rstrip("\n") + "\n")

@@ -48,13 +48,23 @@ def test_vqa_end_to_end(tiny_run, tiny_eval):
 
 
 def test_probe_end_to_end(tiny_run, tiny_eval):
+    from evaluation.items import metric_items
+
     assert _eval(tiny_run, "--tasks", "probe", "--scenes", str(tiny_eval), "--seed", "3") == 0
     r = json.loads((tiny_run / "eval" / "probe.json").read_text())
-    assert r["n_images"] == 8
-    assert set(r["variants"]) == {"original", "noun_swap", "nouns_only", "shuffle", "template"}
-    ex = r["examples"][0]
-    assert ex["template"].startswith("a ") and " of the " in ex["template"]
+    assert r["n_images"] == 8 and r["n_captions"] == 8
+    v = r["variants"]
+    assert {"original", "swap_NOUN", "swap_ADP", "noun_swap", "nouns_only", "shuffle", "tpl_LXMERT", "count_3"} <= set(v)
+    assert v["swap_ADJ"]["n"] == 8 and v["swap_VERB"]["skipped"] == 8  # "sits" is the only verb: no alternative
+    assert v["count_3"]["skipped"] == 8  # two nouns per image: no image has 3
+    low, high = v["swap_NOUN"]["original_wins_ci"]
+    assert low <= v["swap_NOUN"]["original_wins"] <= high
+    assert v["tpl_UNITER"]["n"] == 8 and "prob_drop" in v["tpl_UNITER"]
+    items = metric_items(tiny_run / "eval")  # the per-item scores behind the report's intervals
+    assert len(items["probe/swap_ADJ:original_wins"].ids) == 8
+    assert abs(items["probe/swap_NOUN:prob_drop"].metric() - v["swap_NOUN"]["prob_drop"]) < 1e-9
     first = json.loads((tiny_run / "eval" / "probe.json").read_text())["examples"]
+    assert first[0]["tpl_LXMERT"].startswith("a ") and " of a " in first[0]["tpl_LXMERT"]
     assert _eval(tiny_run, "--tasks", "probe", "--scenes", str(tiny_eval), "--seed", "3") == 0
     assert json.loads((tiny_run / "eval" / "probe.json").read_text())["examples"] == first  # seeded
 

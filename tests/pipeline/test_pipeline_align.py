@@ -107,6 +107,12 @@ def test_synthetic_captions(tagger: Tagger) -> None:
         check_tagged(tagger, caption)
 
 
+def test_padding_left_on_the_shared_tokenizer_does_not_reach_the_tagger(tagger: Tagger) -> None:
+    """Evaluation pads batches with the same (cached) tokenizer; the Rust side keeps that setting."""
+    tagger.tokenizer(["a", "a man rides a horse"], padding="longest")
+    check_tagged(tagger, "A man rides a brown horse past the old café.")
+
+
 def test_unk_and_accents_keep_their_word(tagger: Tagger) -> None:
     [tc] = tagger.tag(["José rides a café bike 🚲 in 東京."])
     pieces = tagger.tokenizer.convert_ids_to_tokens(tc.ids.tolist())

@@ -1,5 +1,5 @@
 """Faults, through the real CLI in a subprocess (real Ray, 2 workers, real spaCy): a Ray worker
-SIGKILLed mid-run, the driver SIGKILLed mid-run then re-run, and wrong usage."""
+SIGKILLed mid-run, the driver SIGKILLed mid-run (its Ray must not outlive it) then re-run, and wrong usage."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_testdata import REPO, cli_command, jpeg_bytes, run_cli, shard_digests, synthetic_captions, write_coco
+from pipeline_testdata import (REPO, cli_command, cmdline, descendants, jpeg_bytes, run_cli, running, shard_digests,
+                               synthetic_captions, write_coco)
 
 N_CAPTIONS, SHARD_SIZE = 3000, 100
 
@@ -39,32 +40,6 @@ def clean_run(corpus: Path) -> tuple[Path, dict[str, str]]:
     # off a terminal: plain progress lines through logging, no bar redraws
     assert f"tag-shards: {N_CAPTIONS}/{N_CAPTIONS} cap (100%)" in result.stderr and "\r" not in result.stderr
     return out, shard_digests(out)
-
-
-def descendants(root: int) -> list[int]:
-    """Process ids below `root` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def finished_parts(out: Path) -> int:
@@ -125,15 +100,20 @@ def test_driver_sigkill_then_resume(corpus: Path, clean_run, tmp_path: Path) -> 
     out = tmp_path / "killed-driver"
     proc = subprocess.Popen(cli_command(*tag_args(corpus, out)), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    family: list[int] = []
     try:
         wait_for(lambda: finished_parts(out) >= 5, 240, proc)
         family = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-run ...
-        kill_all(family)  # ... and with it its local Ray (as on a machine crash)
+        names = {cmdline(p).split(" ")[0] for p in family}
+        assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names  # the ones that outlived it
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone dies mid-run: its local Ray must go with it
         proc.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(running(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [cmdline(p) for p in family if running(p)]
     finally:
-        if proc.poll() is None:
-            kill_all([proc.pid, *descendants(proc.pid)])
+        kill_all([p for p in [proc.pid, *family] if running(p)])
     assert not (out / "manifest.json").exists()
     done = finished_parts(out)
     assert 5 <= done < N_CAPTIONS // SHARD_SIZE
@@ -187,7 +167,7 @@ def test_shard_failure_messages() -> None:
     """A UserError raised inside a Ray task keeps its message; other failures name the retries."""
     import ray
 
-    from pipeline.orchestrate import TASK_RETRIES, shard_failure
+    from pipeline.shard_runs import TASK_RETRIES, shard_failure
     from shards.errors import UserError
 
     bad_input = ray.exceptions.RayTaskError("process_shard", "Traceback ...", UserError("no spaCy model"))

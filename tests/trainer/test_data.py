@@ -31,7 +31,8 @@ def test_sizes_and_epoch_length(uneven_shards: Path) -> None:
 
 def test_batches_are_schema_shaped(uneven_shards: Path) -> None:
     batch = next(iter(stream(uneven_shards)))
-    assert batch["pixels"].shape == (8, 3, 32, 32) and batch["ids"].dtype == torch.long
+    assert batch["pixels"].shape == (8, 32, 32, 3) and batch["pixels"].dtype == torch.uint8  # normalised on the device
+    assert batch["ids"].dtype == torch.long
     L = batch["ids"].shape[1]
     assert batch["pos"].shape == (8, L) and batch["attention_mask"].shape == (8, L)
     assert (batch["ids"][:, 0] == 101).all()

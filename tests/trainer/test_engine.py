@@ -32,9 +32,11 @@ def test_warmup_then_cosine() -> None:
     assert {lr_at(k, constant, 50) for k in range(50)} == {1e-3}
 
 
-def test_pretraining_caps_the_warmup_at_a_tenth_of_the_run() -> None:
-    cfg = preset_config("thesis")
-    assert optim_settings(cfg, 100_000).warmup_steps == 1000 and optim_settings(cfg, 500).warmup_steps == 50
+def test_pretraining_warmup_readings() -> None:
+    cfg = preset_config("thesis")  # ALBEF's code: "5 epochs" of warm-up are 5 x 100 iterations, capped at 10 %
+    assert optim_settings(cfg, 100_000).warmup_steps == 500 and optim_settings(cfg, 400).warmup_steps == 40
+    literal = preset_config("thesis", warmup_epochs=5.0)  # the thesis's words: the first 5 of 10 epochs
+    assert optim_settings(literal, 100_000, steps_per_epoch_=10_000).warmup_steps == 50_000
 
 
 def test_no_weight_decay_on_norms_biases_temperature_and_tokens() -> None:

@@ -15,6 +15,7 @@ import torch
 from trainer.data import ShardStream, open_shards
 from trainer.metrics import read_metrics
 from trainer.model import load_pretrained
+from trainer.transforms import normalize
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 240
@@ -46,7 +47,7 @@ def itm_ranking_accuracy(run: Path, shards: Path) -> float:
                          max_len=30, pad_id=0, shuffle_buffer=500, crop_scale=(0.9, 1.0))
     wins, total = 0.0, 0
     for batch in itertools.islice(iter(stream), 3):
-        images, _ = model.encode_image(batch["pixels"])
+        images, _ = model.encode_image(normalize(batch["pixels"]))
         text, _ = model.encode_text(batch["ids"], batch["attention_mask"])
         shift = torch.roll(torch.arange(len(images)), 1)
         other = batch["image_ids"][shift] != batch["image_ids"]

@@ -12,7 +12,8 @@ from PIL import Image
 from shards.errors import UserError
 from trainer.config import preset_config
 from trainer.randaugment import OPS, rand_augment
-from trainer.transforms import ALBEF_CROP_SCALE, crop_box, to_tensor, train_transform
+from trainer.transforms import (ALBEF_CROP_SCALE, crop_box, normalize, resize_box, to_tensor, to_uint8,
+                                train_transform)
 
 
 def picture() -> Image.Image:
@@ -39,11 +40,13 @@ def test_albef_augmentation_is_deterministic_given_the_seed_and_differs_from_cro
 
 
 def test_crop_is_the_random_resized_crop_alone() -> None:
-    # The default is unchanged: the crop box from the seed, resized; nothing else drawn or applied.
+    # The default: the crop box from the seed, resized (antialiased bicubic, PIL's kernel); nothing else drawn.
     image = picture()
     box = crop_box(image.width, image.height, random.Random("x"), (0.5, 1.0))
-    expected = to_tensor(image.resize((32, 32), Image.BICUBIC, box=box))
+    expected = normalize(resize_box(to_uint8(image), box, 32))
     assert torch.equal(augmented("x", "crop", (0.5, 1.0)), expected)
+    pil = to_tensor(image.resize((32, 32), Image.BICUBIC, box=box))
+    assert (expected - pil).abs().mean() < 2 / 255  # what PIL's resize gives, up to rounding
 
 
 def test_every_randaugment_op_keeps_size_and_is_deterministic() -> None:
