@@ -58,11 +58,11 @@ class TrigramLM:
         return all(self.model.score(w) > 0 for w in sentence)
 
     def perplexity(self, sentences: Iterable[Sequence[str]]) -> float:
-        """Corpus perplexity (per token, end of sentence included) of the sentences."""
-        from nltk.lm.preprocessing import pad_both_ends
+        """Corpus perplexity (per token, one end of sentence included) of the sentences."""
         from nltk.util import ngrams
 
-        grams = [g for s in sentences for g in ngrams(pad_both_ends(s, self.order), self.order)]
+        # left context of <s>, one </s> to predict (nltk's pad_both_ends would add a second, near-certain one)
+        grams = [g for s in sentences for g in ngrams(["<s>"] * (self.order - 1) + list(s) + ["</s>"], self.order)]
         return float(self.model.perplexity(grams)) if grams else float("nan")
 
 

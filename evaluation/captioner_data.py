@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +99,14 @@ def shard_dirs(shards: str) -> list[Path]:
     return dirs
 
 
-def _shard_images(folder: Path, wanted: set[str] | None, limit: int | None, seen: set[str]) -> Iterator[tuple[str, bytes]]:
-    """(image id, JPEG bytes) of the first sample of each new image in a shards folder."""
+def _shard_images(folder: Path, keep: Callable[[str], bool], limit: int | None,
+                  seen: set[str]) -> Iterator[tuple[str, bytes]]:
+    """(image id, JPEG bytes) of the first sample of each new image in a shards folder that `keep` accepts."""
     from shards.reader import iter_samples
 
     for sample in iter_samples(folder, skip_corrupt=True):
         image_id = str(sample.meta.get("image_id", sample.key))
-        if image_id in seen or sample.image_bytes is None or (wanted is not None and image_id not in wanted):
+        if image_id in seen or sample.image_bytes is None or not keep(image_id):
             continue
         seen.add(image_id)
         yield image_id, sample.image_bytes
@@ -124,8 +125,10 @@ def shard_images(shards: str, limit: int | None = None, wanted: set[str] | None 
         for image_id, ids in zip(table.column("image_id").to_pylist(), table.column("ids").to_pylist()):
             captions.setdefault(str(image_id), []).append(np.asarray(ids, dtype=np.int64))
     seen: set[str] = set()
-    pairs = [pair for folder in shard_dirs(shards) for pair in _shard_images(folder, wanted, limit, seen)]
-    pairs = [(i, b) for i, b in pairs if i in captions][:limit]
+    def keep(image_id: str) -> bool:
+        return image_id in captions and (wanted is None or image_id in wanted)
+
+    pairs = [pair for folder in shard_dirs(shards) for pair in _shard_images(folder, keep, limit, seen)]
     if not pairs:
         raise UserError(f"--shards {shards}: no image with a caption (text-only shards cannot train a captioner)")
     return ImageSet([i for i, _ in pairs], [b for _, b in pairs], [captions[i] for i, _ in pairs])

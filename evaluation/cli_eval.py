@@ -112,6 +112,8 @@ def _is_layout(path: Path, task: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the run on each task; results go to RUN/eval/<task>.json."""
     tasks = parse_tasks(args.tasks)
+    if "probe" in tasks and args.probe_per_image < 1:
+        raise UserError(f"--probe-per-image must be >= 1 (got {args.probe_per_image})")
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"--run {run_dir}: no such directory")
@@ -231,8 +233,6 @@ def _probe(model, inp, args, info, out_dir) -> dict[str, Any]:
     from evaluation.common import write_result
     from evaluation.probe import load_probe_items, run_probe
 
-    if args.probe_per_image < 1:
-        raise UserError(f"--probe-per-image must be >= 1 (got {args.probe_per_image})")
     tags = probe_tags(args, inp)
     items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)
     result, per_item = run_probe(model, items, info.device, seed=args.seed, batch_size=max(1, args.batch_size // 2),

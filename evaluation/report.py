@@ -128,7 +128,7 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     out.mkdir(parents=True, exist_ok=True)
     methods = methods_of(runs)
     stats = StudyStats(methods, reference)
-    probe = probe_tables(methods, stats)  # the probe's tables and figures (issue 14)
+    probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
     tables = thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats) + probe
     sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",

@@ -80,7 +80,7 @@ def paired_bootstrap(run: ItemScores, reference: ItemScores, resamples: int = RE
     return Interval(run.metric() - reference.metric(), float(low), float(high))
 
 
-# --- one run's own interval (added for the probe, issue 14) ---
+# --- one run's own interval (the probe reports each figure with it) ---
 def bootstrap_interval(items: ItemScores, resamples: int = RESAMPLES, seed: int = 0,
                        level: float = LEVEL) -> tuple[float, float] | None:
     """The percentile interval of one run's metric (in percent, as `ItemScores.metric`), resampling its items

@@ -80,6 +80,9 @@ def inline_call(name: str, function: Callable[..., T], *args: Any) -> T:
         raise UserError(f"shard {name}: {err}") from None
     except OSError as err:
         raise UserError(f"shard {name} failed: {err}; re-run to resume") from None
+    except Exception as err:  # noqa: BLE001 - as the Ray path reports a failed task: one line naming the shard
+        last = (str(err).strip().splitlines() or [type(err).__name__])[-1][:300]
+        raise UserError(f"shard {name} failed: {type(err).__name__}: {last}; re-run to resume") from None
 
 
 def ray_results(pending: list[ChunkSpec], task_cfg: TaskConfig, workers: int, total_chunks: list[ChunkSpec],

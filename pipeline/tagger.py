@@ -115,6 +115,8 @@ class Tagger:
         """(starts, lengths, UPOS ids) of the spaCy tokens of each caption (plain arrays)."""
         from spacy.attrs import IDX, IS_SPACE, LENGTH, LOWER, POS, TAG
 
+        if not captions:
+            return []
         attrs = [IDX, LENGTH, TAG, LOWER, IS_SPACE] if self.lookup else [IDX, LENGTH, POS]
         with self.nlp.memory_zone():
             rows = [doc.to_array(attrs).reshape(-1, len(attrs))

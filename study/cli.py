@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the study and say where its report is."""
     from study.study import run_study
 
-    index = run_study(args.grid, settings_from_args(args))
-    log.info("report: %s", index)
-    print(f"report: {index}")
+    settings = settings_from_args(args)
+    index = run_study(args.grid, settings)
+    where = "node 0 writes the report: " if settings.follower else "report: "
+    log.info("%s%s", where, index)
+    print(f"{where}{index}")
     return 0

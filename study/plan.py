@@ -44,6 +44,7 @@ class Step:
     kind: str  # "pretrain" or "eval:TASK"
     argv: list[str]  # the posmask command line, without the program
     distributed: bool = False  # runs on every node of a multi-node study (pre-training, VQA fine-tuning)
+    launch: tuple[str, ...] = ()  # this node's torchrun rendezvous flags (not part of what the step computes)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
             run_dir = settings.out / "runs" / name
             options = {**pretrain_options(entry, settings), "seed": seed}
             steps = [Step("pretrain", ["pretrain", *to_argv(options, pretrain_actions), "--run", str(run_dir),
-                                       *process_flags(settings)], distributed=True)]
+                                       *gpu_flags(settings)], distributed=True, launch=node_flags(settings))]
             for task in settings.tasks or entry.tasks:
                 eval_options = {"seed": seed, **entry.eval_options, **entry.task_options.get(task, {})}
                 for key in ("data", "images"):
@@ -91,7 +92,8 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
                         eval_options[key] = given.get(task, given.get("*"))
                 argv = ["eval", "--run", str(run_dir), "--tasks", task, *to_argv(eval_options, eval_actions)]
                 vqa = task == "vqa"
-                steps.append(Step(f"eval:{task}", argv + (process_flags(settings) if vqa else []), distributed=vqa))
+                steps.append(Step(f"eval:{task}", argv + (gpu_flags(settings) if vqa else []), distributed=vqa,
+                                  launch=node_flags(settings) if vqa else ()))
             jobs.append(Job(name, entry.name, seed, run_dir, steps))
     return jobs
 
@@ -109,13 +111,16 @@ def per_task(value: str | None) -> dict[str, str]:
     return parts
 
 
-def process_flags(settings: Settings) -> list[str]:
-    """Processes per run: `--gpus N` on GPUs (nothing on CPU: one process per run, PARALLEL runs at once), and
-    torchrun's rendezvous when every run spans several machines."""
-    flags = ["--gpus", str(settings.gpus_per_run)] if settings.gpus else []
-    if settings.nnodes > 1:
-        flags += ["--nnodes", str(settings.nnodes), "--node-rank", str(settings.node_rank),
-                  "--master-addr", str(settings.master_addr)]
-        flags += ["--master-port", str(settings.master_port)] if settings.master_port else []
-    return flags
+def gpu_flags(settings: Settings) -> list[str]:
+    """Processes per run: `--gpus N` on GPUs; nothing on CPU (one process per run, PARALLEL runs at once)."""
+    return ["--gpus", str(settings.gpus_per_run)] if settings.gpus else []
+
+
+def node_flags(settings: Settings) -> tuple[str, ...]:
+    """torchrun's rendezvous when every run spans several machines (differs per node, so kept out of stamps)."""
+    if settings.nnodes == 1:
+        return ()
+    flags = ("--nnodes", str(settings.nnodes), "--node-rank", str(settings.node_rank),
+             "--master-addr", str(settings.master_addr))
+    return flags + (("--master-port", str(settings.master_port)) if settings.master_port else ())
 

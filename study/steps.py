@@ -81,6 +81,11 @@ def eval_stamp_path(job: Job, step: Step) -> Path:
     return job.run_dir / "eval" / f"study_{step.kind.split(':')[1]}.json"
 
 
+def failed_marker_path(job: Job, step: Step) -> Path:
+    """Written by node 0 of a multi-node study when a step only it runs fails or stops: the others move on."""
+    return eval_stamp_path(job, step).with_suffix(".failed")
+
+
 def eval_stamp(job: Job, step: Step) -> dict[str, Any]:
     return {"argv": step.argv, "model_sha256": sha256_file(job.run_dir / "model.safetensors")}
 
@@ -116,6 +121,7 @@ class StepRunner:
 
     def __init__(self, env: dict[str, str], log_dir: Path, where: str = "", follower: bool = False) -> None:
         self.env, self.log_dir, self.where, self.follower = env, log_dir, where, follower
+        self.started = time.time()  # a follower ignores failure markers older than this (a previous attempt's)
         self.process: subprocess.Popen | None = None
         self.stopping = False
 
@@ -132,29 +138,51 @@ class StepRunner:
                 return False
             start = time.monotonic()
             if self.follower and not step.distributed:  # node 0 runs it; join the next step when it is done
-                while not self.stopping and not is_done(job, step):
-                    time.sleep(FOLLOWER_POLL_SECONDS)
-                report(StepResult(job.name, step.kind, "skipped", time.monotonic() - start, "run by node 0"))
+                status = self._wait_for_node0(job, step)
+                report(StepResult(job.name, step.kind, status, time.monotonic() - start, "run by node 0"))
+                if status != "skipped":
+                    return False
                 continue
             if is_done(job, step):
                 report(StepResult(job.name, step.kind, "skipped", 0.0, where=self.where))
                 continue
+            marker = failed_marker_path(job, step) if step.kind != "pretrain" and not self.follower else None
+            if marker is not None:
+                marker.unlink(missing_ok=True)
             code = self._run(step, self.log_dir / f"{job.name}.log")
             elapsed = time.monotonic() - start
             if code != 0:
                 status = "stopped" if code == EXIT_INTERRUPTED or self.stopping else "failed"
+                if marker is not None:
+                    atomic_write_json(marker, {"status": status, "exit": code})
                 report(StepResult(job.name, step.kind, status, elapsed,
                                   f"exit {code}; log: {self.log_dir}/{job.name}.log", self.where))
                 return False
-            if step.kind != "pretrain" and not self.follower:
+            if marker is not None:
                 atomic_write_json(eval_stamp_path(job, step), eval_stamp(job, step))
             report(StepResult(job.name, step.kind, "done", elapsed, where=self.where))
         return True
 
+    def _wait_for_node0(self, job: Job, step: Step) -> str:
+        """A follower's wait for a step node 0 runs alone: "skipped" once it is done, "failed" when node 0's
+        attempt failed or stopped (node 0 goes on to the next run), "stopped" when this study stops."""
+        marker = failed_marker_path(job, step)
+        while not is_done(job, step):
+            if self.stopping:
+                return "stopped"
+            try:
+                if marker.stat().st_mtime >= self.started:
+                    return "failed"
+            except FileNotFoundError:
+                pass
+            time.sleep(FOLLOWER_POLL_SECONDS)
+        return "skipped"
+
     def _run(self, step: Step, log_path: Path) -> int:
-        command = [sys.executable, "-m", "posmask_cli", *step.argv]
+        argv = [*step.argv, *step.launch]
+        command = [sys.executable, "-m", "posmask_cli", *argv]
         with open(log_path, "a", encoding="utf-8") as out:
-            out.write(f"\n$ posmask {' '.join(step.argv)}\n")
+            out.write(f"\n$ posmask {' '.join(argv)}\n")
             out.flush()
             self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                             preexec_fn=_die_with_parent if os.name == "posix" else None)

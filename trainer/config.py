@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shards.errors import UserError
-from trainer.device_decode import DECODES
+from trainer.device_decode import check_decode
 from trainer.engine import DECAY_GROUPS
 from trainer.losses import MLM_MEANS
 from trainer.loss_weights import LossWeights
@@ -107,10 +107,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.run = self.run or self.default_run()
-        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS),
-                            ("decode", DECODES)):
+        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS)):
             if getattr(self, name) not in valid:
                 raise UserError(f"{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        check_decode(self.decode, self.augment)
 
     def default_run(self) -> str:
         """`runs/PRESET-MASK[-lw-WEIGHTS][-albef]`, e.g. runs/thesis-DET-0.7, runs/tiny-none,

@@ -96,6 +96,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     peak = peak_tflops(device, cfg.peak_tflops)
     window = MetricsWindow(device, LOSSES, tuple(TOTALS), TOTALS)
     workers = max(1, cfg.workers)
+    on_device_decode = device_decode(cfg.decode, device, cfg.augment)
     if info.is_main:
         log.info("mask %s | %d samples, %d steps/epoch x %d ranks x batch %d, %d steps total",
                  spec.report_label, shards.total, spe, world, cfg.batch_size, total)
@@ -109,7 +110,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
             stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
                                  cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
                                  skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None,
-                                 augment=cfg.augment, device_decode=device_decode(cfg.decode, device, cfg.augment),
+                                 augment=cfg.augment, device_decode=on_device_decode,
                                  drawn=state["drawn"] if same_position and start else None)
             batches = iter(make_loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
             state.update(epoch=epoch, workers=workers, drawn=dict(state["drawn"]) if same_position else {})

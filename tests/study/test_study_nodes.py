@@ -41,3 +41,50 @@ def test_study_across_two_nodes(study_shards: Path, tiny_eval: Path, tmp_path: P
     assert torch.load(run / "checkpoint.pt", weights_only=False)["world_size"] == 2  # one run, both nodes
     assert (run / "eval" / "retrieval.json").is_file() and (out / "report" / "index.md").is_file()
     assert "eval:retrieval: skipped" in results[1][1] and "run by node 0" in results[1][1]
+
+
+def test_node_flags_stay_out_of_what_a_step_computes(tmp_path: Path) -> None:
+    """Each node passes its own rank to torchrun; the evaluation stamp (and so `is_done`) must not see it."""
+    from study.grid import load_grid
+    from study.plan import Settings, plan_jobs
+
+    grid = tmp_path / "g.toml"
+    grid.write_text(ONE.replace('tasks = ["retrieval"]', 'tasks = ["retrieval", "vqa"]'))
+    plans = [plan_jobs(load_grid(grid), Settings(out=tmp_path / "s", nnodes=2, node_rank=rank,
+                                                 master_addr="10.0.0.1", master_port=29400)) for rank in (0, 1)]
+    (pretrain0, _, vqa0), (pretrain1, retrieval1, vqa1) = plans[0][0].steps, plans[1][0].steps
+    assert vqa0.argv == vqa1.argv and pretrain0.argv == pretrain1.argv and "--node-rank" not in vqa0.argv
+    assert vqa1.launch == ("--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1", "--master-port", "29400")
+    assert pretrain1.distributed and vqa1.distributed and not retrieval1.distributed and retrieval1.launch == ()
+
+
+def test_a_follower_moves_on_when_node_0_fails_a_step_it_runs_alone(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import threading
+    import time
+
+    from study import steps
+    from study.plan import Job, Step
+
+    monkeypatch.setattr(steps, "FOLLOWER_POLL_SECONDS", 0.05)
+    step = Step("eval:retrieval", ["eval", "--tasks", "retrieval"])
+    job = Job("DET-0.7", "DET-0.7", 42, tmp_path / "run", [step])
+    marker = steps.failed_marker_path(job, step)
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    old = time.time() - 3600
+    os.utime(marker, (old, old))  # a previous attempt's failure: ignored
+    follower = steps.StepRunner({}, tmp_path / "logs", follower=True)
+    results: list = []
+    waiting = threading.Thread(target=follower.run_job, args=(job, results.append))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive() and not results
+    marker.write_text("{}")  # node 0's attempt in this study fails
+    waiting.join(timeout=10)
+    assert [r.status for r in results] == ["failed"]
+
+    stopping = steps.StepRunner({}, tmp_path / "logs", follower=True)
+    marker.unlink()
+    stopping.stop()  # SIGTERM while waiting: "stopped", not "skipped"
+    assert stopping._wait_for_node0(job, step) == "stopped"
