@@ -109,6 +109,15 @@ def figure_1(r: dict[str, Any], systems: list[str], out: Path, n: int = 4) -> Pa
     return save_figure(fig, out / "figure_1.png", out / "figure_1.pdf")
 
 
+def examples_markdown(r: dict[str, Any], systems: list[str], n: int = 8) -> str:
+    """The captions of the first n evaluation images, before (Base) and after, every system side by side."""
+    lines = ["| Image | Reference | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]
+    for k in range(min(n, len(r["image_ids"]))):
+        cells = [r["image_names"][k], r["references"][k][0]] + [r["systems"][s][k] for s in systems]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def _table_section(table: Table, out: Path) -> list[str]:
     path = write_table(table, out)
     return ["", path.read_text(encoding="utf-8").rstrip(), "",
@@ -130,8 +139,10 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                               [itc_note, "BLEU, ROUGE-L and CIDEr: pycocoevalcap on lower-cased word tokens."])
     sections = ["# ViZer on the project's captioner: zero-label caption enhancement", "",
                 f"{len(r['image_ids'])} evaluation images; mapper trained on {', '.join(r['settings']['variants'])} "
-                f"pairs; LoRA on {r['unlabeled_images']} unlabeled images; whole chain {r['seconds']:.0f} s "
-                "(stages reused from an earlier call count 0)."]
+                f"pairs; LoRA on {r['unlabeled_images']} unlabeled images. This call took {r['seconds']:.0f} s (stages "
+                f"reused from an earlier call count 0); training time from the stages' records: mappers "
+                f"{sum(c['seconds']['mapper'] for c in r['grid']):.0f} s, LoRA "
+                f"{sum(c['seconds']['lora'] for c in r['grid']):.0f} s ({len(r['grid'])} cells)."]
     sections += _table_section(table_1, out)
     sections += ["", "Each value's own 95 % bootstrap interval (1,000 resamples of the images):", "",
                  intervals_markdown(own_1)]
@@ -142,11 +153,13 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                                   "mentioned (recall), against the scenes' ground truth (%)",
                                   ["A mention is a shape noun with the colour among the adjectives before it, if "
                                    "any; micro averages over the images (evaluation.vizer_grounding)."])
-        sections += _table_section(table_g, out) + ["", intervals_markdown(own_g)]
+        sections += _table_section(table_g, out) + ["", "Each value's own 95 % bootstrap interval:", "",
+                                                    intervals_markdown(own_g)]
     if r["grid"]:
         sections += _table_section(grid_table(r, scenes), out)
     figure = figure_1(r, systems, out)
-    sections += ["", "### Figure 1: examples (greedy captions)", "", f"![Figure 1]({figure.name})"]
+    sections += ["", "### Figure 1: examples (greedy captions)", "", f"![Figure 1]({figure.name})", "",
+                 examples_markdown(r, systems)]
     write_result(out / "vizer.json", {**r, "intervals": {"table_1": own_1, "grounding": own_g}})
     index = out / "index.md"
     atomic_write_text(index, "\n".join(sections) + "\n")
