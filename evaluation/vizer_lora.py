@@ -47,8 +47,12 @@ def unlabeled_images(spec: str, exclude: set[str] = frozenset()) -> tuple[list[s
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in exclude)
         names, images = [p.name for p in files], list(files)
     else:
+        try:
+            folders = shard_dirs(spec)
+        except UserError:
+            raise UserError(f"--unlabeled {spec}: neither a folder of images nor tag-shards output") from None
         seen: set[str] = set(exclude)
-        pairs = [pair for folder in shard_dirs(spec) for pair in _shard_images(folder, None, None, seen)]
+        pairs = [pair for folder in folders for pair in _shard_images(folder, None, None, seen)]
         names, images = [i for i, _ in pairs], [b for _, b in pairs]
     if not images:
         raise UserError(f"--unlabeled {spec}: no images (a folder of {'/'.join(IMAGE_SUFFIXES)} files or "

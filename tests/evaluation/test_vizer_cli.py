@@ -113,6 +113,7 @@ def test_garbage_captions_give_the_same_lora_captioner(probed):
     (["--variant", "gt", "both"], "--variant both: unknown; valid: gt, g"),
     (["--captioner", "/nonexistent"], "no captioner at /nonexistent; run `make probe-scst"),
     (["--unlabeled", "EMPTY"], "no images"),
+    (["--unlabeled", "/nonexistent"], "--unlabeled /nonexistent: neither a folder of images nor tag-shards output"),
 ])
 def test_bad_input_is_one_line(probed, tmp_path, capsys, extra, message):
     (tmp_path / "empty").mkdir()
