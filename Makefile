@@ -56,11 +56,17 @@ given        = $(filter command line environment,$(origin $(1)))
 REWARD      ?= itm
 SCORERS     ?=
 SCST_ARGS   ?=
+# vizer (issue 15): RUN is a run probed by probe-scst (its CE captioner, SCST captioner and ITC scorer)
+VARIANT     ?= gt g
+WIDTH       ?= 256
+MAP_SAMPLES ?= 40000
+UNLABELED   ?= data/scenes/eval/images
+VIZER_ARGS  ?=
 
-.PHONY: install demo test bench tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst clean help
+.PHONY: install demo test bench tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst vizer clean help
 
 help:
-	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc]"
+	@echo "make demo | test | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR]"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +113,11 @@ probe-scst: $(STAMP)
 	$(if $(RUN),,$(error make probe-scst needs RUN=runs/NAME (one or more runs)))
 	$(POSMASK) probe-scst --run $(RUN) --reward $(REWARD) $(if $(SCORERS),--scorers $(SCORERS)) \
 		$(if $(call given,OUT),--out $(OUT)) $(SCST_ARGS)
+
+vizer: $(STAMP)
+	$(if $(RUN),,$(error make vizer needs RUN=runs/NAME (a run probed by make probe-scst)))
+	$(POSMASK) vizer --run $(RUN) --variant $(VARIANT) --width $(WIDTH) --map-samples $(MAP_SAMPLES) \
+		--unlabeled $(UNLABELED) $(if $(call given,OUT),--out $(OUT)) $(VIZER_ARGS)
 
 # the built-in scenes sample, tagged (training captions, and evaluation captions for the probe), and the tiny
 # preset's image-encoder start; every step reuses what is already complete

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",
     "probe-scst": "evaluation.cli_probe_scst",
+    "vizer": "evaluation.cli_vizer",
     "report": "evaluation.cli_report",
     "study": "study.cli",
 }

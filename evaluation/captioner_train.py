@@ -98,7 +98,7 @@ def scst_step(model: Captioner, features: Tensor, reward: Reward, batch_size: in
     return step
 
 
-def run_stage(model: Captioner, step: Step, s: StageSettings, run_dir: Path, device: torch.device,
+def run_stage(model: nn.Module, step: Step, s: StageSettings, run_dir: Path, device: torch.device,
               identity: Mapping[str, Any], train_mode: bool) -> None:
     """Train `model` in place on the run engine for `s.steps` (resuming from `run_dir`'s checkpoint); dropout on
     only when `train_mode` (SCST samples and scores the captioner as it generates: dropout off)."""

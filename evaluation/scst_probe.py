@@ -41,13 +41,14 @@ def shards_identity(shards: str) -> list[str]:
     return [sha256_file(folder / "manifest.json") for folder in shard_dirs(shards)]
 
 
-def _complete(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The record of a finished stage made with `identity`; None when there is none; UserError for another's."""
+def complete_stage(out: Path, identity: dict[str, Any], weights: str = WEIGHTS) -> dict[str, Any] | None:
+    """The record of a finished stage made with `identity` (its `weights` file present); None when there is
+    none; UserError for another's."""
     try:
         record = json.loads((out / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not (out / WEIGHTS).is_file():
+    if not (out / weights).is_file():
         return None
     if record.get("identity") != json.loads(json.dumps(identity)):
         raise UserError(f"{out} holds a captioner made with other settings or inputs; remove it or choose another "
@@ -60,7 +61,7 @@ def _ensure(out: Path, identity: dict[str, Any], shards: str, limit: int | None,
             device: torch.device, train: Callable[[ImageSet, torch.Tensor], Captioner]) -> dict[str, Any]:
     """The record of the stage in `out`: reused when complete, else `train(images, their frozen features)` on
     the first `limit` training images of the shards, saved with its record."""
-    record = _complete(out, identity)
+    record = complete_stage(out, identity)
     if record is not None:
         return record
     start = time.perf_counter()

@@ -2,9 +2,6 @@
 captioner toward what the reward prefers, both stages resume exactly on the run engine."""
 from __future__ import annotations
 
-import os
-import random
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import torch
 from evaluation.captioner import BOS, EOS, PAD, Captioner, CaptionerConfig, load_captioner, save_captioner
 from evaluation.captioner_train import StageSettings, ce_step, run_stage, scst_loss, scst_step
 from shards.errors import Interrupted
+from stopping import stopping_at
 
 WORDPIECES = list(range(2000, 2012))  # local tokens 4..15
 
@@ -87,15 +85,7 @@ def _stage(folder: Path, kind: str, stop_at: int | None = None) -> Captioner:
         inner = scst_step(model, features, reward, 3, 2)
         settings = StageSettings(steps=6, batch_size=3, samples=2, lr=1e-3, min_lr=None, warmup_steps=0,
                                  ckpt_every=100, log_every=1)
-    calls = {"n": 0}
-
-    def step(net, rng: random.Random):
-        calls["n"] += 1
-        if calls["n"] == stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)  # the engine checkpoints after this step and stops
-        return inner(net, rng)
-
-    run_stage(model, step, settings, folder, torch.device("cpu"), {"kind": kind}, train_mode=kind == "ce")
+    run_stage(model, stopping_at(inner, stop_at), settings, folder, torch.device("cpu"), {"kind": kind}, train_mode=kind == "ce")
     return model
 
 
