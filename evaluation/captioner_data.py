@@ -99,14 +99,17 @@ def shard_dirs(shards: str) -> list[Path]:
     return dirs
 
 
-def _shard_images(folder: Path, keep: Callable[[str], bool], limit: int | None,
-                  seen: set[str]) -> Iterator[tuple[str, bytes]]:
-    """(image id, JPEG bytes) of the first sample of each new image in a shards folder that `keep` accepts."""
+def folder_images(folder: Path, keep: Callable[[str], bool] | None = None, limit: int | None = None,
+                  seen: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
+    """(image id, JPEG bytes) of the first sample of each new image in a shards folder that `keep` accepts (all
+    by default), up to `limit` images in `seen` (the ids met so far, updated; a new set by default). Reads no
+    caption."""
+    seen = set() if seen is None else seen
     from shards.reader import iter_samples
 
     for sample in iter_samples(folder, skip_corrupt=True):
         image_id = str(sample.meta.get("image_id", sample.key))
-        if image_id in seen or sample.image_bytes is None or not keep(image_id):
+        if image_id in seen or sample.image_bytes is None or (keep is not None and not keep(image_id)):
             continue
         seen.add(image_id)
         yield image_id, sample.image_bytes
@@ -128,7 +131,7 @@ def shard_images(shards: str, limit: int | None = None, wanted: set[str] | None 
     def keep(image_id: str) -> bool:
         return image_id in captions and (wanted is None or image_id in wanted)
 
-    pairs = [pair for folder in shard_dirs(shards) for pair in _shard_images(folder, keep, limit, seen)]
+    pairs = [pair for folder in shard_dirs(shards) for pair in folder_images(folder, keep, limit, seen)]
     if not pairs:
         raise UserError(f"--shards {shards}: no image with a caption (text-only shards cannot train a captioner)")
     return ImageSet([i for i, _ in pairs], [b for _, b in pairs], [captions[i] for i, _ in pairs])

@@ -40,7 +40,7 @@ def unlabeled_images(spec: str, exclude: set[str] = frozenset()) -> tuple[list[s
     """(names, images) of an image folder (paths) or of tag-shards outputs (JPEG bytes, one per image); images
     whose file stem or image id is in `exclude` (e.g. the evaluation images) are left out. UserError when none
     is left."""
-    from evaluation.captioner_data import _shard_images, shard_dirs
+    from evaluation.captioner_data import folder_images, shard_dirs
 
     path = Path(spec)
     if path.is_dir() and not (path / "manifest.json").is_file():
@@ -52,7 +52,7 @@ def unlabeled_images(spec: str, exclude: set[str] = frozenset()) -> tuple[list[s
         except UserError:
             raise UserError(f"--unlabeled {spec}: neither a folder of images nor tag-shards output") from None
         seen: set[str] = set(exclude)
-        pairs = [pair for folder in folders for pair in _shard_images(folder, None, None, seen)]
+        pairs = [pair for folder in folders for pair in folder_images(folder, seen=seen)]
         names, images = [i for i, _ in pairs], [b for _, b in pairs]
     if not images:
         raise UserError(f"--unlabeled {spec}: no images (a folder of {'/'.join(IMAGE_SUFFIXES)} files or "
