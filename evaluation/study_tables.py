@@ -160,9 +160,10 @@ def vqa_split(methods: Sequence[Method]) -> str:
 
 
 def thesis_table(spec: TableSpec, methods: Sequence[Method], stats: StudyStats, with_thesis: bool) -> Table | None:
-    """One of Tables 4.1–4.5 in the thesis's layout; None when the study has none of its rows."""
+    """One of Tables 4.1–4.5 in the thesis's layout; None when the study has fewer than two of its rows (nothing
+    to compare in that layout: e.g. a grid of other masking choices that holds only the reference)."""
     by_label = {m.label: m for m in methods}
-    if not any(row.run in by_label for row in spec.rows):
+    if sum(row.run in by_label for row in spec.rows) < 2:
         return None
     rows = [stats.row(by_label.get(row.run), spec.metrics, row.group, row.label) for row in spec.rows]
     title = spec.title.replace("VQA v2", f"VQA v2 ({vqa_split(methods)})")
@@ -178,5 +179,5 @@ def thesis_table(spec: TableSpec, methods: Sequence[Method], stats: StudyStats, 
 
 
 def thesis_tables(methods: Sequence[Method], stats: StudyStats, with_thesis: bool) -> list[Table]:
-    """Tables 4.1–4.5, those that have at least one of their rows in the study."""
+    """Tables 4.1–4.5, those that have at least two of their rows in the study."""
     return [t for t in (thesis_table(spec, methods, stats, with_thesis) for spec in LAYOUTS) if t is not None]

@@ -141,3 +141,15 @@ def test_report_refuses_runs_without_results(tmp_path):
         cli_report.run(report_args([tmp_path / "r"], tmp_path / "o"))
     with pytest.raises(UserError):
         cli_report.run(report_args([tmp_path / "nope"], tmp_path / "o"))
+
+
+def test_a_study_of_other_masking_choices_gets_no_empty_thesis_tables(tmp_path):
+    """Only the reference row of the thesis's layouts: nothing to compare there, so no Table 4.x, but the
+    per-task tables of every run."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    runs = [_run(tmp_path, "tiny-random-0.15", "random", 0.15, 15.0, shards),
+            _run(tmp_path, "tiny-DET+NOUN-0.5", "DET+NOUN", 0.5, 20.0, shards)]
+    out = tmp_path / "report"
+    assert cli_report.run(report_args(runs, out)) == 0
+    assert not list(out.glob("table_4_*")) and (out / "retrieval.md").is_file() and (out / "valse.md").is_file()
