@@ -45,6 +45,12 @@ def average_over_seeds(runs: Sequence[ItemScores]) -> ItemScores | None:
     return ItemScores(runs[0].ids, np.mean([r.values for r in runs], axis=0), runs[0].strata)
 
 
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap values."""
+    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
+
+
 def _resample_indices(rng: np.random.Generator, n: int, strata: np.ndarray | None, count: int
                       ) -> tuple[np.ndarray, np.ndarray | None]:
     """[count, n] item indices drawn with replacement (within each stratum), and the columns' strata."""
@@ -76,8 +82,7 @@ def paired_bootstrap(run: ItemScores, reference: ItemScores, resamples: int = RE
         return None
     diffs = _resampled(np.random.default_rng(seed), len(run.ids), run.strata, resamples,
                        lambda idx, s: stratified_mean(run.values[idx], s) - stratified_mean(reference.values[idx], s))
-    low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
-    return Interval(run.metric() - reference.metric(), float(low), float(high))
+    return Interval(run.metric() - reference.metric(), *percentile_interval(diffs, level))
 
 
 # --- one run's own interval (the probe reports each figure with it) ---
@@ -89,5 +94,4 @@ def bootstrap_interval(items: ItemScores, resamples: int = RESAMPLES, seed: int 
         return None
     draws = _resampled(np.random.default_rng(seed), len(items.ids), items.strata, resamples,
                        lambda idx, s: stratified_mean(items.values[idx], s))
-    low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
+    return percentile_interval(draws, level)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from evaluation.caption_metrics import words
-from evaluation.stats import Interval
+from evaluation.stats import Interval, percentile_interval
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # image indices [R,n] -> metric per resample [R]
 TINY, SMALL = 1e-15, 1e-9  # pycocoevalcap's BLEU smoothing
@@ -80,14 +80,8 @@ def draws(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of bootstrap values."""
-    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
-
-
 def paired_difference(a: Statistic, b: Statistic, n: int, idx: np.ndarray) -> Interval:
     """System a's value minus b's on all n images, with the interval of the difference over the draws `idx`."""
     full = np.arange(n)[None]
-    low, high = interval(a(idx) - b(idx))
+    low, high = percentile_interval(a(idx) - b(idx))
     return Interval(float(a(full)[0] - b(full)[0]), low, high)

@@ -14,9 +14,10 @@ import numpy as np
 
 from evaluation.caption_metrics import coco_scores
 from evaluation.common import write_result
+from evaluation.stats import RESAMPLES, percentile_interval
 from evaluation.tables import Cell, Row, Table, write_table
 from evaluation.vizer_grounding import ground
-from evaluation.vizer_metrics import (Statistic, bleu_counts, bleu_statistic, draws, interval, mean_statistic,
+from evaluation.vizer_metrics import (Statistic, bleu_counts, bleu_statistic, draws, mean_statistic,
                                       paired_difference, ratio_statistic, rouge_l)
 from evaluation.vizer_pipeline import BASE
 from shards.atomic import atomic_write_text
@@ -25,7 +26,6 @@ from shards.figures import pyplot, save_figure
 ITC = "CLIPScore analogue (ITC cos x100)"
 TABLE_1 = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", ITC]
 GROUNDING = ["precision", "recall"]
-RESAMPLES = 1000
 
 
 def statistics(r: dict[str, Any], captions: list[str], itc: list[float] | None,
@@ -57,7 +57,7 @@ def compared(r: dict[str, Any], stats: dict[str, dict[str, Statistic]], columns:
         cells = [Cell(float(s[c](full)[0]), diff=None if name == BASE else paired_difference(s[c], stats[BASE][c],
                                                                                             n, idx)) for c in cols]
         rows.append(Row("", name, cells, reference=name == BASE))
-        own[name] = {c: list(interval(s[c](idx))) for c in cols}
+        own[name] = {c: list(percentile_interval(s[c](idx))) for c in cols}
     present = [c for c in columns if all(c in s for s in stats.values())]
     return Table(key, title, present, rows, notes), own
 

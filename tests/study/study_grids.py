@@ -14,6 +14,12 @@ k = 4
 workers = 0
 batch_size = 8
 '''
+DET_07 = '''
+[[run]]
+name = "DET-0.7"
+pos = "DET"
+ratio = 0.7
+'''
 GRID = DEFAULTS + '''
 [[run]]
 name = "none"

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from study_grids import DEFAULTS
+from study_grids import DEFAULTS, DET_07
 
 REPO = Path(__file__).resolve().parents[2]
-ONE = DEFAULTS.replace('tasks = ["retrieval", "valse"]', 'tasks = ["retrieval"]') + '''
-[[run]]
-name = "DET-0.7"
-pos = "DET"
-ratio = 0.7
-'''
+ONE = DEFAULTS.replace('tasks = ["retrieval", "valse"]', 'tasks = ["retrieval"]') + DET_07
 
 
 @pytest.mark.slow

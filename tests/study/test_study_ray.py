@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 
 from ray_cluster import local_ray_cluster
-from study_grids import DEFAULTS
+from study_grids import DEFAULTS, DET_07
 from trainer.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
-TWO = DEFAULTS.replace("max_steps = 5", "max_steps = 30") + '''
-[[run]]
-name = "DET-0.7"
-pos = "DET"
-ratio = 0.7
+TWO = DEFAULTS.replace("max_steps = 5", "max_steps = 30") + DET_07 + '''
 [[run]]
 name = "none"
 pos = "none"
