@@ -1,5 +1,6 @@
 """The report folder: tables (Markdown, CSV, LaTeX) with seed spreads and paired-bootstrap intervals, in the
-thesis's layout (Tables 4.1–4.5) and for every method, figures (PNG and PDF), and an index page.
+thesis's layout (Tables 4.1–4.5) and for every method, the masking as trained (`training_table`), figures (PNG and
+PDF), and an index page.
 
 Rows are methods (a run label over its seeds) grouped non-functional (NOUN, VERB, ADJ, ADV, PROPN),
 functional (DET, AUX, PRON, ADP) and baselines (random, none, ALBEF). A task a run was not evaluated on
@@ -16,6 +17,7 @@ from evaluation.probe_report import probe_figures, probe_tables
 from evaluation.runs import TASKS, RunInfo
 from evaluation.study_tables import Method, StudyStats, generic_tables, metric_value, methods_of, thesis_tables
 from evaluation.tables import DASH, Table, write_table
+from evaluation.training_table import training_table
 from shards.atomic import atomic_write_text
 from shards.manifest import HISTOGRAM_NAME
 from trainer.plots import LOSSES
@@ -129,7 +131,9 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     methods = methods_of(runs)
     stats = StudyStats(methods, reference)
     probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
-    tables = thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats) + probe
+    training = training_table(methods)
+    tables = (thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats)
+              + ([training] if training else []) + probe)
     sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
                 "", "## Runs", "", runs_table(runs)]
