@@ -5,13 +5,12 @@ training, not a result)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from evaluation.stats import mean_sd
 from evaluation.study_tables import Method
 from evaluation.tables import Cell, Row, Table
-from trainer.metrics import read_metrics
+from trainer.metrics import read_step_records
 
 PLATEAU_ACC = 0.6  # ITM accuracy above which the head matches pairs (it sits at 0.5, "no match", before)
 
@@ -50,12 +49,6 @@ COLUMNS: list[tuple[str, Callable[[list[dict[str, Any]]], float | None]]] = [
 OPTION_COLUMNS = {"budget cap binds", "words split"}  # shown only when a run used BUDGET / WHOLE_WORD
 
 
-def training_records(path: Path) -> list[dict[str, Any]]:
-    """A run's pre-training log records in step order, one per step (a resumed run's repeated steps: the last)."""
-    by_step = {int(r["step"]): r for r in read_metrics(path / "metrics.jsonl") if "step" in r}
-    return [by_step[s] for s in sorted(by_step)]
-
-
 def _cell(values: Sequence[float | None]) -> Cell:
     present = [v for v in values if v is not None]
     return Cell(*mean_sd(present)) if present else Cell()
@@ -63,9 +56,11 @@ def _cell(values: Sequence[float | None]) -> Cell:
 
 def training_table(methods: Sequence[Method]) -> Table | None:
     """The table, or None when no run logged any of its figures."""
-    records = {id(run): training_records(run.path) for m in methods for run in m.runs}
-    rows = [Row(m.group, m.label, [_cell([figure(records[id(run)]) for run in m.runs]) for _, figure in COLUMNS],
-                seeds=len(m.runs)) for m in methods]
+    rows = []
+    for m in methods:
+        logs = [list(read_step_records(run.path / "metrics.jsonl").values()) for run in m.runs]
+        rows.append(Row(m.group, m.label, [_cell([figure(log) for log in logs]) for _, figure in COLUMNS],
+                        seeds=len(m.runs)))
     if all(c.value is None for r in rows for c in r.cells):
         return None
     kept = [i for i, (name, _) in enumerate(COLUMNS)

@@ -153,3 +153,9 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def read_step_records(path: str | Path) -> dict[int, dict[str, Any]]:
+    """A metrics.jsonl's step records by step, in step order (a resumed run's repeated steps: the last)."""
+    by_step = {int(r["step"]): r for r in read_metrics(path) if "step" in r}
+    return dict(sorted(by_step.items()))
