@@ -56,7 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vqa-answers", help="answer list JSON (e.g. the standard 3,129); default: top-K training answers")
     g.add_argument("--vqa-top-k", type=int, default=3129, help="answers kept without --vqa-answers (default 3129)")
     g.add_argument("--vqa-epochs", type=float, default=8.0, help="fine-tuning epochs (default 8)")
-    g.add_argument("--vqa-warmup-epochs", type=float, default=1.0, help="linear warm-up epochs (default 1)")
+    g.add_argument("--vqa-warmup-epochs", type=float, default=1.0, help="linear warm-up 'epochs' (default 1)")
+    g.add_argument("--vqa-warmup-reading", choices=("iterations", "epochs"), default="iterations",
+                   help="iterations (default, as pre-training and ALBEF's VQA.py): each warm-up epoch is 100 "
+                        "iterations, capped at a tenth of the fine-tune; epochs: literal epochs")
     g.add_argument("--vqa-batch-size", type=int, default=32, help="per-process batch (default 32)")
     g.add_argument("--vqa-lr", type=float, default=2e-5, help="AdamW learning rate (default 2e-5)")
     g.add_argument("--vqa-head-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the new head")
@@ -199,6 +202,7 @@ def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
     train = subsample(train, args.vqa_train_limit, args.seed)
     evals = subsample(evals, args.vqa_eval_limit, args.seed)
     settings = VQASettings(epochs=args.vqa_epochs, warmup_epochs=args.vqa_warmup_epochs,
+                           warmup_reading=args.vqa_warmup_reading,
                            batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
                            eval_batch_size=args.batch_size)

@@ -159,13 +159,15 @@ def _probabilities(model, paths: list[Path], rows: list[dict[str, str | None]], 
     return probs
 
 
-def item_scores(ids: list[str], probs: np.ndarray, names: tuple[str, ...], original: bool) -> dict[str, Any]:
-    """The per-item file's entries: per variant the items it was scored on, their foil probabilities and
-    (when column 0 is the original caption) the original's."""
+def item_scores(ids: list[str], image_ids: list[str], probs: np.ndarray, names: tuple[str, ...],
+                original: bool) -> dict[str, Any]:
+    """The per-item file's entries: per variant the items it was scored on, their images (the cluster key),
+    their foil probabilities and (when column 0 is the original caption) the original's."""
     out = {}
     for j, name in enumerate(names):
-        ok = ~np.isnan(probs[:, j]) & (~np.isnan(probs[:, 0]) if original else True)
-        entry: dict[str, Any] = {"ids": [ids[i] for i in np.flatnonzero(ok)], "foil": probs[ok, j].tolist()}
+        ok = np.flatnonzero(~np.isnan(probs[:, j]) & (~np.isnan(probs[:, 0]) if original else True))
+        entry: dict[str, Any] = {"ids": [ids[i] for i in ok], "image_ids": [image_ids[i] for i in ok],
+                                 "foil": probs[ok, j].tolist()}
         if original and j:
             entry["original"] = probs[ok, 0].tolist()
         out[name] = entry
@@ -201,8 +203,10 @@ def run_probe(model, items: list[ProbeItem], device: torch.device, seed: int = 0
     counts = [count_captions(it.reference_nouns, seed * 1_000_003 + i) for i, it in enumerate(first)]
     count_probs = _probabilities(model, [it.image for it in first], counts, COUNT_VARIANTS, device, batch_size,
                                  workers, "probe counts")
-    variants = item_scores([it.key for it in items], probs, CAPTION_VARIANTS, original=True)
-    variants |= item_scores([it.image_id for it in first], count_probs, COUNT_VARIANTS, original=False)
+    variants = item_scores([it.key for it in items], [it.image_id for it in items], probs, CAPTION_VARIANTS,
+                           original=True)
+    image_ids = [it.image_id for it in first]
+    variants |= item_scores(image_ids, image_ids, count_probs, COUNT_VARIANTS, original=False)
     per_item = {"variants": variants}
     totals = {n: len(items) for n in CAPTION_VARIANTS} | {n: len(first) for n in COUNT_VARIANTS}
     result = {

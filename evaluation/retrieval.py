@@ -110,8 +110,9 @@ def evaluate_retrieval(model, data: RetrievalSet, device: torch.device, k: int =
     itm = metrics_from_hits(tr_hits, ir_hits)
     log.info("retrieval ITM: TR@1 %.2f IR@1 %.2f mean %.2f (ITC mean %.2f)",
              itm["tr_r1"], itm["ir_r1"], itm["r_mean"], itc["r_mean"])
-    items = {"ks": list(KS), "tr": {"ids": [str(p) for p in data.images], "hits": tr_hits.tolist()},
-             "ir": {"ids": data.texts, "hits": ir_hits.tolist()}}
+    image_ids = [str(p) for p in data.images]  # the cluster key: an image with all its captions
+    items = {"ks": list(KS), "tr": {"ids": image_ids, "image_ids": image_ids, "hits": tr_hits.tolist()},
+             "ir": {"ids": data.texts, "image_ids": [image_ids[i] for i in data.txt2img], "hits": ir_hits.tolist()}}
     return {
         "task": "retrieval",
         "n_images": len(data.images),

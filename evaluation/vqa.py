@@ -2,8 +2,10 @@
 
 A two-layer MLP head over an answer vocabulary (the standard 3,129 answers or the top-K training
 answers) is trained with soft-score targets (binary cross-entropy, as UNITER/LXMERT), together with
-the whole pre-trained model. Thesis settings: batch 32, AdamW lr 2e-5, weight decay 0.02, cosine
-schedule over 8 epochs after 1 warm-up epoch. The fine-tune runs on the trainer's run engine (DDP under
+the whole pre-trained model. Thesis settings: batch 32, AdamW lr 2e-5, weight decay 0.02, 8 epochs in all,
+cosine to 1e-6 after a warm-up from 1e-5 of "1 epoch", read by default as ALBEF's `VQA.py` and posmask's
+pre-training read it: 1 x 100 iterations (capped at a tenth of the run); `warmup_reading="epochs"` gives the
+literal epoch. The fine-tune runs on the trainer's run engine (DDP under
 torchrun, one process per GPU; checkpoints and resume); the evaluation split is predicted by all ranks
 and gathered on rank 0, which scores it with the official accuracy and writes the predictions in the
 official results format `[{question_id, answer}]`.
@@ -28,7 +30,7 @@ from evaluation.vqa_metric import question_scores, vqa_accuracy
 from shards.errors import Interrupted
 from shards.progress import progress
 from trainer.distributed import DistInfo, gather_objects
-from trainer.engine import Engine, OptimSettings, autocast
+from trainer.engine import ITERATIONS_PER_WARMUP_EPOCH, Engine, OptimSettings, autocast, capped_warmup
 from trainer.metrics import read_metrics
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,13 @@ UNUSED: frozenset[str] = frozenset({"itm_head", "vision_proj", "text_proj", "tem
 
 @dataclass
 class VQASettings:
-    """Fine-tuning hyper-parameters (defaults: the thesis's: warm-up over the first epoch from 1e-5, then
-    cosine down to 1e-6)."""
+    """Fine-tuning hyper-parameters (defaults: the thesis's: 8 epochs in all, a warm-up of 1 "epoch" from 1e-5,
+    then cosine down to 1e-6). `warmup_reading`: "iterations" (default, as pre-training and ALBEF's code: each
+    warm-up epoch is 100 iterations, capped at a tenth of the run) or "epochs" (the literal reading)."""
 
     epochs: float = 8.0
     warmup_epochs: float = 1.0
+    warmup_reading: str = "iterations"
     batch_size: int = 32  # per process
     lr: float = 2e-5
     warmup_lr: float = 1e-5
@@ -133,6 +137,18 @@ def epoch_order(n: int, epoch: int, seed: int, rank: int, world: int) -> list[in
     return order[rank::world]
 
 
+WARMUP_READINGS: tuple[str, ...] = ("iterations", "epochs")
+
+
+def warmup_steps(s: VQASettings, steps_per_epoch: int, total: int) -> int:
+    """The fine-tune's warm-up in optimiser steps, by `s.warmup_reading`."""
+    if s.warmup_reading == "epochs":
+        return int(round(s.warmup_epochs * steps_per_epoch))
+    if s.warmup_reading != "iterations":
+        raise ValueError(f"VQA warm-up reading {s.warmup_reading!r}; valid: {', '.join(WARMUP_READINGS)}")
+    return capped_warmup(int(round(s.warmup_epochs * ITERATIONS_PER_WARMUP_EPOCH)), total)
+
+
 def finetune(model: VQAModel, train: VQASplit, index: dict[str, int], s: VQASettings, info: DistInfo,
              run_dir: Path, identity: dict[str, Any]) -> None:
     """Fine-tune in place on the run engine; `run_dir` holds its checkpoint and metrics.jsonl, so a stopped
@@ -143,7 +159,7 @@ def finetune(model: VQAModel, train: VQASplit, index: dict[str, int], s: VQASett
     steps_per_epoch = math.ceil(per_rank / s.batch_size)
     total = max(1, int(round(s.epochs * steps_per_epoch)))
     settings = OptimSettings(lr=s.lr, weight_decay=s.weight_decay, warmup_lr=s.warmup_lr, min_lr=s.min_lr,
-                             warmup_steps=int(round(s.warmup_epochs * steps_per_epoch)), grad_clip=s.grad_clip)
+                             warmup_steps=warmup_steps(s, steps_per_epoch, total), grad_clip=s.grad_clip)
     engine = Engine(run_dir, settings, info, total, identity)
     torch.manual_seed(s.seed + info.rank)
     net = engine.attach(model, lr_scale={"head.": s.head_lr_mult}, find_unused_parameters=True)

@@ -110,12 +110,16 @@ def question_scores(
     predictions: Mapping[int, str],
     annotations: Iterable[Mapping],
 ) -> list[dict[str, object]]:
-    """Per question: `question_id`, `answer_type` and its accuracy (0-1; 0 without a prediction)."""
+    """Per question: `question_id`, `image_id` (when annotated: the cluster key), `answer_type` and its accuracy
+    (0-1; 0 without a prediction)."""
     rows = []
     for ann in annotations:
         qid = int(ann["question_id"])
         acc = question_accuracy(predictions[qid], [a["answer"] for a in ann["answers"]]) if qid in predictions else 0.0
-        rows.append({"question_id": qid, "answer_type": str(ann.get("answer_type", "other")), "accuracy": acc})
+        row = {"question_id": qid, "answer_type": str(ann.get("answer_type", "other")), "accuracy": acc}
+        if ann.get("image_id") is not None:
+            row["image_id"] = str(ann["image_id"])
+        rows.append(row)
     return rows
 
 

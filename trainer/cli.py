@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
@@ -33,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "thesis's 'first 5 epochs' read as ALBEF's code does, 5 x 100 iterations)")
     add("--warmup-epochs", type=float, help="warm up over this many epochs instead (the literal reading: 5)")
     add("--hard-negative-warmup", type=int, metavar="STEPS",
-        help="ramp the share of hard ITM negatives 0 -> 1 over STEPS, the rest uniform "
-             "(thesis 0 = all hard, tiny 1000)")
+        help="ramp the share of hard ITM negatives 0 -> 1 over STEPS, the rest uniform (thesis 0 = all hard)")
+    add("--hard-negative-share", type=float, metavar="SHARE",
+        help="ramp them in over this share of the run's steps instead (tiny 0.5: scales with --max-steps)")
     add("--vision-weights", help="local weights file, a timm hub name in the local HF cache, or 'random'")
     add("--albef", action="store_true", help="ALBEF momentum distillation (EMA 0.995, alpha 0.4) + ITC queue")
     add("--queue-size", type=int, help="ALBEF ITC queue length (thesis 65,536)")
@@ -103,6 +105,7 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         warmup_epochs=args.warmup_epochs,
         hard_negative_warmup=args.hard_negative_warmup,
+        hard_negative_share=args.hard_negative_share,
         vision_weights=args.vision_weights, albef=args.albef or None, queue_size=args.queue_size, seed=args.seed,
         workers=args.workers, shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
         ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None,
@@ -117,6 +120,11 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
         raise UserError("--workers must be >= 0")
     if args.warmup_epochs is not None and (args.warmup_steps is not None or args.warmup_epochs < 0):
         raise UserError("--warmup-epochs is a number >= 0 and replaces --warmup-steps; give one of them")
+    if args.hard_negative_warmup is not None:
+        if args.hard_negative_share is not None or args.hard_negative_warmup < 0:
+            raise UserError("--hard-negative-warmup is a number of steps >= 0 and replaces --hard-negative-share; "
+                            "give one of them")
+        cfg = dataclasses.replace(cfg, hard_negative_share=None)  # steps given: the preset's share is not used
     return cfg
 
 

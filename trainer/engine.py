@@ -40,6 +40,14 @@ from trainer.metrics import MetricsLog
 log = logging.getLogger(__name__)
 NO_DECAY_SUFFIXES: tuple[str, ...] = ("pos_embed", "cls_token", "reg_token")
 DECAY_GROUPS: tuple[str, ...] = ("posmask", "albef")
+# ALBEF's code reads a warm-up of "N epochs" as N x 100 iterations (step_size 100, in epoch 0): pre-training's
+# 5 -> 500 steps and the VQA fine-tune's 1 -> 100 (trainer/README.md, "Warm-up")
+ITERATIONS_PER_WARMUP_EPOCH = 100
+
+
+def capped_warmup(steps: int, total: int) -> int:
+    """A warm-up of `steps` optimiser steps, capped at a tenth of a run of `total` steps."""
+    return min(steps, max(1, total // 10))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from trainer.config import RUN_CONFIG, TrainConfig
 from trainer.data import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch, to_device
 from trainer.device_decode import device_decode
 from trainer.distributed import DistInfo
-from trainer.engine import Engine, OptimSettings
+from trainer.engine import Engine, OptimSettings, capped_warmup
 from trainer.loss_weights import LOSS_NAMES
 from trainer.mask_metrics import TOTALS, mask_fields, step_counts
 from trainer.mask_spec import MaskSpec
@@ -35,7 +35,7 @@ def optim_settings(cfg: TrainConfig, total: int, steps_per_epoch_: int = 1) -> O
     """AdamW with warm-up from warmup_lr, then cosine to min_lr. The warm-up lasts `warmup_epochs` epochs
     when set, else `warmup_steps` steps capped at a tenth of the run."""
     warmup = (round(cfg.warmup_epochs * steps_per_epoch_) if cfg.warmup_epochs is not None
-              else min(cfg.warmup_steps, max(1, total // 10)))
+              else capped_warmup(cfg.warmup_steps, total))
     return OptimSettings(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr,
                          warmup_steps=warmup, grad_clip=cfg.grad_clip, decay_groups=cfg.decay_groups)
 
@@ -59,8 +59,9 @@ def step_inputs(batch: dict[str, torch.Tensor], spec: MaskSpec, masker: Masker, 
         inputs["loss_weights"] = torch.tensor(cfg.loss_weights.at(step, total), device=device)
     if cfg.albef:
         inputs["alpha"] = torch.tensor(cfg.alpha * min(1.0, step / steps_per_epoch_), device=device)
-    if cfg.hard_negative_warmup:
-        inputs["hardness"] = torch.tensor(min(1.0, step / cfg.hard_negative_warmup), device=device)
+    hard_steps = cfg.hard_negative_steps(total)
+    if hard_steps:
+        inputs["hardness"] = torch.tensor(min(1.0, step / hard_steps), device=device)
     return inputs, counts
 
 
@@ -86,8 +87,10 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank randomness (masking, negatives, dropout)
     net = engine.attach(module, find_unused_parameters=not spec.mlm, sync_buffers=False,  # ALBEF queues: per rank
                         after_step=model.clamp_temperature)
-    if info.is_main:
-        atomic_write_json(run_dir / RUN_CONFIG, cfg.to_dict())
+    if info.is_main:  # the run record, with what the settings resolve to for this run's length
+        resolved = {"total_steps": total, "steps_per_epoch": spe, "warmup_steps": engine.settings.warmup_steps,
+                    "hard_negative_warmup_steps": cfg.hard_negative_steps(total)}
+        atomic_write_json(run_dir / RUN_CONFIG, {**cfg.to_dict(), "resolved": resolved})
     state = engine.loop_state or fresh_loop_state()
     stats = state["stats"]
     masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
@@ -150,13 +153,16 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
 
 
 def schedule_fields(cfg: TrainConfig, masker: Masker, step: int, total: int) -> dict[str, Any]:
-    """The curriculum stage and the loss weights of step `step` (host values: no sync)."""
+    """The curriculum stage, the loss weights and the hard-negative share of step `step` (host values: no sync)."""
     fields: dict[str, Any] = {}
     if cfg.mask.stages:
         stage = masker.stage_at(step)
         fields.update(mask_stage=stage, mask_stage_name=cfg.mask.stages[stage].name)
     if not cfg.loss_weights.is_default:
         fields["loss_weights"] = dict(zip(LOSS_NAMES, cfg.loss_weights.at(step, total)))
+    hard_steps = cfg.hard_negative_steps(total)
+    if hard_steps:
+        fields["itm_hardness"] = min(1.0, step / hard_steps)
     return fields
 
 

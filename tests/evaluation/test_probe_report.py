@@ -33,8 +33,10 @@ def _probe_run(root: Path, name: str, pos: str, ratio: float | None, reads: set[
             probs[:, j] -= 0.5
     probs[:10, CAPTION_VARIANTS.index("swap_PROPN")] = np.nan  # captions without a name: skipped
     counts = np.linspace(0.2, 0.6, len(COUNT_VARIANTS))[None].repeat(20, 0)
-    per_item = {"variants": item_scores([f"c{i}" for i in range(N)], probs, CAPTION_VARIANTS, original=True)
-                | item_scores([f"i{i}" for i in range(20)], counts, COUNT_VARIANTS, original=False)}
+    per_item = {"variants": item_scores([f"c{i}" for i in range(N)], [f"i{i // 5}" for i in range(N)], probs,
+                                         CAPTION_VARIANTS, original=True)
+                | item_scores([f"i{i}" for i in range(20)], [f"i{i}" for i in range(20)], counts, COUNT_VARIANTS,
+                              original=False)}
     totals = {v: N for v in CAPTION_VARIANTS} | {v: 20 for v in COUNT_VARIANTS}
     summary = {"task": "probe", "n_captions": N, "n_images": 20, "seed": 0, "tags": "t",
                "pos_classes": list(STUDIED_CLASSES), "variants": summarise(per_item, totals, seed=0)}
