@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-from shards.errors import EXIT_INTERRUPTED, Interrupted, UserError
+from toolbox.errors import EXIT_INTERRUPTED, Interrupted, UserError
 
 COMMANDS: dict[str, str] = {
     "make-scenes": "scenes.cli",
@@ -18,8 +18,8 @@ COMMANDS: dict[str, str] = {
     "vision-init": "trainer.cli_vision_init",
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",
-    "probe-scst": "evaluation.cli_probe_scst",
-    "vizer": "evaluation.cli_vizer",
+    "probe-scst": "captioning.scst.cli",
+    "vizer": "captioning.vizer.cli",
     "report": "evaluation.cli_report",
     "study": "study.cli",
 }
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--"]:  # torchrun relaunches pass "--" so that torchrun does not parse our flags itself
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    args.argv = list(argv)  # what a torchrun relaunch passes on (trainer.launch.launch_torchrun)
+    args.argv = list(argv)  # what a torchrun relaunch passes on (trainer.engine.launch.launch_torchrun)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

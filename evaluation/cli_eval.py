@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluation.items import ITEM_FILES
-from evaluation.runs import TASKS
-from shards.errors import UserError
+from evaluation.core.items import ITEM_FILES
+from evaluation.core.runs import TASKS
+from toolbox.errors import UserError
 from shards.manifest import CAPTIONS_NAME
-from trainer.launch import add_launch_options
+from trainer.engine.launch import add_launch_options
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
 DEFAULT_SCENES = "data/scenes/eval"
@@ -121,13 +121,13 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"--run {run_dir}: no such directory")
 
-    from trainer.distributed import DistInfo, setup, teardown
-    from trainer.launch import launch_from_args, launch_torchrun, under_torchrun
+    from trainer.engine.distributed import DistInfo, setup, teardown
+    from trainer.engine.launch import launch_from_args, launch_torchrun, under_torchrun
 
     launch = launch_from_args(args, args.gpus)
     if launch.multiprocess and not under_torchrun():
         return launch_torchrun(launch, args.argv)
-    from evaluation.common import load_model, pick_device, write_result
+    from evaluation.core.common import load_model, pick_device, write_result
 
     info = setup(pick_device(args.device).type == "cuda")
     if info.world_size > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
@@ -165,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _retrieval(model, inp, args, info, out_dir) -> dict[str, Any]:
-    from evaluation.common import write_result
-    from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
+    from evaluation.core.common import write_result
+    from evaluation.retrieval.evaluate import evaluate_retrieval, load_retrieval_set
 
     data = load_retrieval_set(inp["data"], inp["images"])
     result, items = evaluate_retrieval(model, data, info.device, k=args.k, batch_size=args.batch_size,
@@ -177,8 +177,8 @@ def _retrieval(model, inp, args, info, out_dir) -> dict[str, Any]:
 
 
 def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
-    from evaluation.common import write_result
-    from evaluation.valse import evaluate_valse, load_valse, parse_image_roots
+    from evaluation.core.common import write_result
+    from evaluation.valse.evaluate import evaluate_valse, load_valse, parse_image_roots
 
     pieces = load_valse(inp["data"], valid_only=not args.valse_all)
     roots = parse_image_roots(inp["images"])
@@ -190,10 +190,10 @@ def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
 
 
 def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
-    from evaluation.common import write_result
-    from evaluation.vqa import VQASettings, run_vqa
-    from shards.atomic import sha256_file
-    from evaluation.vqa_data import answer_vocab, find_vqa_files, load_split, subsample
+    from evaluation.core.common import write_result
+    from evaluation.vqa.finetune import VQASettings, run_vqa
+    from toolbox.atomic import sha256_file
+    from evaluation.vqa.data import answer_vocab, find_vqa_files, load_split, subsample
 
     files = find_vqa_files(inp["data"], args.vqa_eval_split)
     train = load_split("train", files.train_questions, files.train_annotations, inp["images"], True)
@@ -234,8 +234,8 @@ def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
 
 
 def _probe(model, inp, args, info, out_dir) -> dict[str, Any]:
-    from evaluation.common import write_result
-    from evaluation.probe import load_probe_items, run_probe
+    from evaluation.core.common import write_result
+    from evaluation.probe.evaluate import load_probe_items, run_probe
 
     tags = probe_tags(args, inp)
     items = load_probe_items(tags, inp["data"], inp["images"], args.probe_per_image)

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 HELP = ("write tables (Markdown, CSV, LaTeX; thesis layout; seed spreads and paired-bootstrap intervals) and "
         "figures comparing runs")
@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load every run's results and write the report."""
-    from evaluation.report import build_report
-    from evaluation.runs import load_run
+    from evaluation.report.build import build_report
+    from evaluation.core.runs import load_run
 
     paths = [Path(p) for p in args.runs]
     bad = [str(p) for p in paths if not p.is_dir()]

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline and print the one-line summary."""
-    from shards.errors import UserError
+    from toolbox.errors import UserError
 
     for flag in ("format", "src", "out"):
         if getattr(args, flag) is None:

@@ -17,7 +17,7 @@ from pipeline.state import check_out, prepare_out, remove_stale_temporaries
 from pipeline.tagger import model_identity
 from pipeline.worker import TaskConfig
 from pipeline.writer import WORK_DIR, read_part
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def input_fingerprint(src: Path) -> dict[str, Any]:
 
     A resume on changed input would mix old and new shards, so a changed input counts as another config.
     """
-    from shards.atomic import sha256_file
+    from toolbox.atomic import sha256_file
 
     if src.is_file():
         return {"bytes": src.stat().st_size, "sha256": sha256_file(src)}

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.items import ShardResult
 from pipeline.writer import caption_schema, part_paths
-from shards.atomic import atomic_path, atomic_write_text
+from toolbox.atomic import atomic_path, atomic_write_text
 from shards.histogram import plot_histogram
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.items import ChunkSpec, ShardResult
 from pipeline.worker import TaskConfig, process_shard
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.orchestrate import PipelineConfig
@@ -43,7 +43,7 @@ def in_process(cfg: PipelineConfig, address: str | None) -> bool:
 def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfig,
               results: dict[int, ShardResult], total_chunks: list[ChunkSpec]) -> None:
     """Make every pending shard (in this process, or one Ray task each), with a progress bar."""
-    from shards.progress import Progress
+    from toolbox.progress import Progress
 
     address = cfg.ray_address if cfg.ray_address is not None else os.environ.get("RAY_ADDRESS") or None
     finished = (inline_results(pending, task_cfg, total_chunks) if in_process(cfg, address)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.writer import WORK_DIR
-from shards.atomic import atomic_write_json
-from shards.errors import UserError
+from toolbox.atomic import atomic_write_json
+from toolbox.errors import UserError
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, MANIFEST_NAME, REJECTS_NAME, SHARDS_DIR
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.align import align_caption
 from pipeline.upos_rules import NotCompilable, UposLookup, compile_upos_rules
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.schema import TaggedCaption
 from shards.upos import UPOS_ID, UPOS_NAMES
 
@@ -106,7 +106,7 @@ class Tagger:
             "pipes": list(self.nlp.pipe_names),
             "excluded": list(EXCLUDE),
         }
-        # the path taken is not part of the tagger's identity (trainer.data.TAGGER_IDENTITY): same tags
+        # the path taken is not part of the tagger's identity (trainer.data.stream.TAGGER_IDENTITY): same tags
         self.lookup, self.info["upos_path"] = fast_path(self.nlp) if fast else (None, "pipe: fast path off")
         self._pos = _pos_lookup()
         log.debug("tagger loaded: %s", self.info)

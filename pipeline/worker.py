@@ -16,7 +16,7 @@ from pipeline.normalize import CaptionRejected, clean_caption
 from pipeline.sources import read_image, read_items
 from pipeline.tagger import Tagger
 from pipeline.writer import CAPTION_COLUMNS, ShardWriter, part_paths, write_part, write_rows
-from shards.atomic import sha256_file
+from toolbox.atomic import sha256_file
 from shards.manifest import SHARDS_DIR
 from shards.schema import encode_sample
 from shards.upos import UPOS_NAMES

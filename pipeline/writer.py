@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.items import Reject, ShardResult
 from pipeline.tar_members import TarMembers
-from shards.atomic import atomic_path, atomic_write_json
+from toolbox.atomic import atomic_path, atomic_write_json
 from shards.manifest import SHARDS_DIR
 
 TAR_MTIME = 0  # fixed member metadata (an int: a float mtime costs a PAX header per member)

@@ -24,8 +24,8 @@ from scenes import foils, formats, readme, vqa
 from scenes.grammar import captions as make_captions
 from scenes.render import render_jpeg
 from scenes.world import Scene, sample_scene, shape_twin
-from shards.errors import UserError
-from shards.progress import Progress
+from toolbox.errors import UserError
+from toolbox.progress import Progress
 
 log = logging.getLogger(__name__)
 

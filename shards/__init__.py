@@ -1,17 +1,11 @@
 """The posmask shard format (schema 1): the one contract between pipeline, trainer and other projects.
 
-Importing this package is cheap; heavy dependencies (webdataset, transformers) load on first use.
+It holds the format only: the UPOS id table (`upos`), the members of a sample and their encoding (`schema`), the
+manifest and `sizes.json` (`manifest`), a reader of decoded samples (`reader`), the tokenizer and its shipped
+vocabulary (`tokenizer`, `vocab/`) and the POS histogram (`histogram`); see README.md. Importing it is cheap;
+heavy dependencies (webdataset, transformers) load on first use.
 """
-from shards.errors import SchemaVersionError, UserError
-from shards.schema import SCHEMA_VERSION
+from shards.schema import SCHEMA_VERSION, SchemaVersionError
 from shards.upos import NOT_A_WORD, STUDIED_CLASSES, UPOS_ID, UPOS_NAMES
 
-__all__ = [
-    "NOT_A_WORD",
-    "SCHEMA_VERSION",
-    "STUDIED_CLASSES",
-    "SchemaVersionError",
-    "UPOS_ID",
-    "UPOS_NAMES",
-    "UserError",
-]
+__all__ = ["NOT_A_WORD", "SCHEMA_VERSION", "STUDIED_CLASSES", "SchemaVersionError", "UPOS_ID", "UPOS_NAMES"]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shards.figures import pyplot, save_figure
+from toolbox.figures import pyplot, save_figure
 
 
 def plot_histogram(hist: Mapping[str, Any], path: str | os.PathLike[str],

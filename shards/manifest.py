@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shards.atomic import atomic_write_json
-from shards.errors import UserError
+from toolbox.atomic import atomic_write_json
+from toolbox.errors import UserError
 from shards.schema import check_schema_version
 
 MANIFEST_NAME = "manifest.json"

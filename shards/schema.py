@@ -17,10 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.upos import NOT_A_WORD, UPOS_NAMES
 
 SCHEMA_VERSION = 1
+
+
+class SchemaVersionError(UserError):
+    """A shard directory written with a schema version this reader does not know."""
+
 IMAGE_MEMBERS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
 TEXT_MEMBERS: tuple[str, ...] = ("txt", "json", "ids.npy", "pos.npy", "word.npy")
 ARRAY_DTYPES: dict[str, np.dtype] = {
@@ -160,8 +165,6 @@ def decode_sample(raw: dict[str, Any]) -> Sample:
 def check_schema_version(version: Any, where: str) -> None:
     """Refuse a schema version this code does not know, with a clear message."""
     if version != SCHEMA_VERSION:
-        from shards.errors import SchemaVersionError
-
         raise SchemaVersionError(
             f"{where}: shard schema version {version!r} is not supported by this posmask "
             f"(it reads schema {SCHEMA_VERSION}); re-tag the data or upgrade posmask"
@@ -169,6 +172,6 @@ def check_schema_version(version: Any, where: str) -> None:
 
 
 __all__ = [
-    "ARRAY_DTYPES", "IMAGE_MEMBERS", "SCHEMA_VERSION", "Sample", "TEXT_MEMBERS", "TaggedCaption",
-    "UserError", "check_schema_version", "decode_array", "decode_sample", "encode_array", "encode_sample",
+    "ARRAY_DTYPES", "IMAGE_MEMBERS", "SCHEMA_VERSION", "Sample", "SchemaVersionError", "TEXT_MEMBERS",
+    "TaggedCaption", "check_schema_version", "decode_array", "decode_sample", "encode_array", "encode_sample",
 ]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 TOKENIZER_NAME = "bert-base-uncased"
 BERT_VOCAB_SIZE = 30522

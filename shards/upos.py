@@ -1,7 +1,7 @@
 """The fixed universal POS id table of schema 1 (never reorder: ids are stored in shards)."""
 from __future__ import annotations
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 UPOS_NAMES: tuple[str, ...] = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",

@@ -5,8 +5,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from shards.errors import UserError
-from trainer.launch import add_launch_options
+from toolbox.errors import UserError
+from trainer.engine.launch import add_launch_options
 
 HELP = "pre-train, evaluate and report every run of a grid (grids/*.toml), resumably, on CPU, GPUs or Ray"
 log = logging.getLogger("study")
@@ -38,7 +38,7 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
 
     from study.grid import TASKS, grid_path
     from study.plan import Settings
-    from trainer.launch import launch_from_args
+    from trainer.engine.launch import launch_from_args
 
     for name in ("seeds", "gpus_per_run", "parallel"):
         if getattr(args, name) < 1:

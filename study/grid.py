@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 GRIDS_DIR = Path(__file__).resolve().parents[1] / "grids"
 TASKS = ("retrieval", "valse", "vqa", "probe")

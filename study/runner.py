@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shards.errors import Interrupted, UserError
+from toolbox.errors import Interrupted, UserError
 from study.plan import Job, Settings
 from study.steps import StepResult, StepRunner
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shards.atomic import atomic_write_json, sha256_file
-from shards.errors import UserError
+from toolbox.atomic import atomic_write_json, sha256_file
+from toolbox.errors import UserError
 from study.plan import Job, Step
 
 log = logging.getLogger(__name__)

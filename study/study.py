@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from shards.atomic import atomic_write_json
-from shards.errors import UserError
+from toolbox.atomic import atomic_write_json
+from toolbox.errors import UserError
 from study.grid import Grid, load_grid, parser_dests, to_argv
 from study.plan import Settings, plan_jobs, pretrain_options
 from study.runner import run_jobs
@@ -33,8 +33,8 @@ def check_grid(spec: str, settings: Settings) -> Grid:
 
 def run_study(spec: str, settings: Settings) -> Path:
     """Run (or resume) the study into settings.out; returns the report's index page."""
-    from evaluation.report import build_report
-    from evaluation.runs import load_run
+    from evaluation.report.build import build_report
+    from evaluation.core.runs import load_run
 
     grid = check_grid(spec, settings)
     shards = {s for e in grid.entries for s in str(pretrain_options(e, settings)["shards"]).split(",")}

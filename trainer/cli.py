@@ -6,8 +6,8 @@ import dataclasses
 import logging
 import os
 
-from shards.errors import UserError
-from trainer.launch import add_launch_options
+from toolbox.errors import UserError
+from trainer.engine.launch import add_launch_options
 
 HELP = "pre-train the fused model with POS-conditional MLM + ITC + ITM on tagged shards (torchrun DDP)"
 log = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
     """The run record these flags describe: parsed, resolved against the preset and checked (nothing runs;
     `posmask study` uses it to validate grids and to recognise finished runs)."""
     from trainer.config import preset_config
-    from trainer.loss_weights import parse_loss_weights
-    from trainer.mask_spec import parse_mask_spec
+    from trainer.masking.loss_weights import parse_loss_weights
+    from trainer.masking.spec import parse_mask_spec
 
     spec = parse_mask_spec(args.pos, args.ratio, whole_word=args.whole_word, budget=args.budget,
                            fallback=args.fallback, curriculum=args.curriculum)
@@ -132,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate, maybe relaunch under torchrun, then train."""
     import torch
 
-    from trainer.distributed import setup, teardown
-    from trainer.launch import launch_from_args, launch_torchrun, under_torchrun
+    from trainer.engine.distributed import setup, teardown
+    from trainer.engine.launch import launch_from_args, launch_torchrun, under_torchrun
     from trainer.train import train
 
     cfg = build_config(args)  # fail fast, before any launch

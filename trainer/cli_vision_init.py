@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Train (or reuse) and say where the weights are and how well the held-out scenes are classified."""
     from pathlib import Path
 
-    from shards.errors import UserError
+    from toolbox.errors import UserError
     from trainer.vision_init import WEIGHTS, VisionInitConfig, ensure_vision_init
 
     if args.steps < 1 or args.batch_size < 1:

@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shards.errors import UserError
-from trainer.device_decode import check_decode
-from trainer.engine import DECAY_GROUPS
-from trainer.losses import MLM_MEANS
-from trainer.loss_weights import LossWeights
-from trainer.mask_spec import MaskSpec, parse_mask_spec
-from trainer.transforms import ALBEF_CROP_SCALE, AUGMENTS
+from toolbox.errors import UserError
+from trainer.data.device_decode import check_decode
+from trainer.engine.engine import DECAY_GROUPS
+from trainer.model.losses import MLM_MEANS
+from trainer.masking.loss_weights import LossWeights
+from trainer.masking.spec import MaskSpec, parse_mask_spec
+from trainer.data.transforms import ALBEF_CROP_SCALE, AUGMENTS
 
 THESIS_VISION = "vit_base_patch32_224.augreg_in21k"
 RUN_CONFIG = "run_config.json"
@@ -49,7 +49,7 @@ class ModelConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON atomically."""
-        from shards.atomic import atomic_write_json
+        from toolbox.atomic import atomic_write_json
 
         atomic_write_json(path, asdict(self))
 
@@ -90,9 +90,9 @@ class TrainConfig:
     workers: int = 4
     shuffle_buffer: int = 2000
     crop_scale: tuple[float, float] = (0.5, 1.0)  # ALBEF's fine-tuning crop; its pre-training crop is --augment albef
-    augment: str = "crop"  # "crop": RandomResizedCrop alone; "albef": + flip + RandAugment (trainer.transforms)
-    decode: str = "cpu"  # "gpu": the device decodes and crops the JPEGs, workers only read tars (trainer.device_decode)
-    decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (trainer.engine.decays)
+    augment: str = "crop"  # "crop": RandomResizedCrop alone; "albef": + flip + RandAugment (trainer.data.transforms)
+    decode: str = "cpu"  # "gpu": the device decodes and crops the JPEGs, workers only read tars (trainer.data.device_decode)
+    decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (trainer.engine.engine.decays)
     mlm_mean: str = "global"  # MLM loss mean over all ranks' masked tokens ("global") or per rank ("rank", ALBEF)
     hard_negative_warmup: int = 0  # steps over which the share of hard ITM negatives ramps 0 -> 1 (0: all hard)
     hard_negative_share: float | None = None  # instead: ramp over this share of the run's steps (scales with it)

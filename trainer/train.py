@@ -1,5 +1,5 @@
 """Pre-training, top to bottom: shards in, POS-conditional masking on the device, MLM + ITC + ITM, on
-the run engine (trainer.engine: optimiser, schedule, DDP, checkpoints, resume, metrics.jsonl)."""
+the run engine (trainer.engine.engine: optimiser, schedule, DDP, checkpoints, resume, metrics.jsonl)."""
 from __future__ import annotations
 
 import logging
@@ -9,23 +9,23 @@ from typing import Any
 
 import torch
 
-from shards.atomic import atomic_write_json
-from shards.errors import Interrupted
+from toolbox.atomic import atomic_write_json
+from toolbox.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
-from trainer.albef import MomentumQueue
+from trainer.model.albef import MomentumQueue
 from trainer.config import RUN_CONFIG, TrainConfig
-from trainer.data import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch, to_device
-from trainer.device_decode import device_decode
-from trainer.distributed import DistInfo
-from trainer.engine import Engine, OptimSettings, capped_warmup
-from trainer.loss_weights import LOSS_NAMES
-from trainer.mask_metrics import TOTALS, mask_fields, step_counts
-from trainer.mask_spec import MaskSpec
-from trainer.masking import Masker
-from trainer.metrics import MetricsWindow, flops_per_sample, peak_memory_mb, peak_tflops
-from trainer.model import PosMaskModel, save_pretrained
-from trainer.objective import Pretrainer
-from trainer.plots import plot_losses
+from trainer.data.stream import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch, to_device
+from trainer.data.device_decode import device_decode
+from trainer.engine.distributed import DistInfo
+from trainer.engine.engine import Engine, OptimSettings, capped_warmup
+from trainer.masking.loss_weights import LOSS_NAMES
+from trainer.masking.counts import TOTALS, mask_fields, step_counts
+from trainer.masking.spec import MaskSpec
+from trainer.masking.masker import Masker
+from trainer.engine.metrics import MetricsWindow, flops_per_sample, peak_memory_mb, peak_tflops
+from trainer.model.posmask import PosMaskModel, save_pretrained
+from trainer.model.objective import Pretrainer
+from trainer.engine.plots import plot_losses
 
 log = logging.getLogger(__name__)
 LOSSES = ("mlm", "itc", "itm", "itm_acc", "temp")

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shards.atomic import atomic_path, atomic_write_json
-from shards.errors import Interrupted, UserError
+from toolbox.atomic import atomic_path, atomic_write_json
+from toolbox.errors import Interrupted, UserError
 from trainer.config import preset_config
-from trainer.distributed import DistInfo
-from trainer.engine import Engine, OptimSettings
-from trainer.transforms import eval_transform, train_transform
-from trainer.vision import build_vision_encoder
+from trainer.engine.distributed import DistInfo
+from trainer.engine.engine import Engine, OptimSettings
+from trainer.data.transforms import eval_transform, train_transform
+from trainer.model.vision import build_vision_encoder
 
 log = logging.getLogger(__name__)
 WEIGHTS, RECORD = "vision.safetensors", "vision_init.json"

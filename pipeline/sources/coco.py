@@ -13,7 +13,7 @@ from typing import Any
 from pipeline import items as R
 from pipeline.items import ChunkSpec, InputItem
 from pipeline.sources import safe_key, split_items
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 log = logging.getLogger(__name__)
 

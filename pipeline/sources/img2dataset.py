@@ -17,7 +17,7 @@ from typing import NamedTuple
 from pipeline import items as R
 from pipeline.items import ChunkSpec, InputItem
 from pipeline.sources import chunk_name, safe_key
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 MANIFEST = "scenes_manifest.json"
 

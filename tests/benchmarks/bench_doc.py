@@ -28,7 +28,7 @@ def doc_path() -> Path:
 
 def write_section(section: str) -> Path:
     """Replace (or append) the section whose title is `section`'s first line; returns the file written."""
-    from shards.atomic import atomic_write_text
+    from toolbox.atomic import atomic_write_text
 
     doc = doc_path()
     title = section.splitlines()[0]

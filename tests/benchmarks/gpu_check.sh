@@ -45,7 +45,7 @@ timeout 900 make -o .venv/.installed pretrain PRESET=thesis POS=DET RATIO=0.7 SH
     RUN="$OUT/thesis-300" 2>&1 | tail -20 | tee "$OUT/pretrain.log"
 $PY - "$OUT/thesis-300/metrics.jsonl" <<'EOF' | tee -a "$OUT/summary.txt"
 import sys
-from trainer.metrics import read_metrics
+from trainer.engine.metrics import read_metrics
 records = read_metrics(sys.argv[1])
 first, last = records[0], records[-1]
 falls = last["loss"] < first["loss"]

@@ -12,7 +12,7 @@ configuration with the other decode. `--write-doc` puts the table in the
 `## GPU` section of docs/benchmarks.md. Exits 0 with a message without CUDA; `--device cpu --preset tiny` runs
 the same code on a CPU (a check that it works, not figures).
 It runs the real model and objective, so the "bf16" figures include what stays float32 under autocast (the ITC
-similarities and loss, the ITM and MLM heads: trainer.precision).
+similarities and loss, the ITM and MLM heads: trainer.model.precision).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def sync(device: torch.device) -> None:
 
 def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) -> Callable[[], dict]:
     """The batch source: the training loader over --shards, or one synthetic batch on the device."""
-    from trainer.data import ShardStream, make_loader, open_shards, to_device
+    from trainer.data.stream import ShardStream, make_loader, open_shards, to_device
 
     B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
     if not args.shards:
@@ -61,11 +61,11 @@ def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) ->
 def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, args: argparse.Namespace) -> dict:
     """Warm up, then time `args.steps` training steps of one configuration."""
     from trainer.config import preset_config
-    from trainer.engine import autocast, param_groups
-    from trainer.masking import Masker, parse_mask_spec
-    from trainer.metrics import flops_per_sample, peak_memory_mb, peak_tflops
-    from trainer.model import PosMaskModel
-    from trainer.objective import Pretrainer
+    from trainer.engine.engine import autocast, param_groups
+    from trainer.masking.masker import Masker, parse_mask_spec
+    from trainer.engine.metrics import flops_per_sample, peak_memory_mb, peak_tflops
+    from trainer.model.posmask import PosMaskModel
+    from trainer.model.objective import Pretrainer
 
     device = torch.device(args.device)
     cfg = preset_config(args.preset)

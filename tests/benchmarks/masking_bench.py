@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from shards.upos import NOT_A_WORD, UPOS_ID
-from trainer.loss_weights import parse_loss_weights
-from trainer.mask_spec import FALLBACK_RATIO, RANDOM, MaskSpec, parse_mask_spec
-from trainer.masking import IGNORE_INDEX, Masker
+from trainer.masking.loss_weights import parse_loss_weights
+from trainer.masking.spec import FALLBACK_RATIO, RANDOM, MaskSpec, parse_mask_spec
+from trainer.masking.masker import IGNORE_INDEX, Masker
 
 SECTION = "## Masking and training step"
 VARIANTS: tuple[dict[str, Any], ...] = (  # parse_mask_spec keyword arguments; the first is the plain op
@@ -174,9 +174,9 @@ def bench_step_share(tensors: tuple[torch.Tensor, ...], rows: list[dict[str, Any
     of the tagged captions; each variant's op timed on the same batch on the same device (its share of the
     step goes into `rows[i][key]`), and the loss-weight ramp's per-step cost (building its weights tensor)."""
     from trainer.config import preset_config
-    from trainer.engine import autocast, build_optimizer
-    from trainer.model import PosMaskModel
-    from trainer.objective import Pretrainer
+    from trainer.engine.engine import autocast, build_optimizer
+    from trainer.model.posmask import PosMaskModel
+    from trainer.model.objective import Pretrainer
     from trainer.train import optim_settings
 
     dev = torch.device(device)

@@ -70,7 +70,7 @@ def write_shards(root: Path, samples: int) -> Path:
 
 def float_crop(image: Image.Image, size: int, rng: random.Random, scale: tuple[float, float]) -> torch.Tensor:
     """The replaced per-sample path: crop, then the normalised float [3, H, W] made in the worker."""
-    from trainer.transforms import MEAN, STD, crop_box
+    from trainer.data.transforms import MEAN, STD, crop_box
 
     image = image.convert("RGB")
     image = image.resize((size, size), Image.BICUBIC, box=crop_box(image.width, image.height, rng, scale))
@@ -81,7 +81,7 @@ def float_crop(image: Image.Image, size: int, rng: random.Random, scale: tuple[f
 def streams(root: Path) -> dict:
     """Endless batch iterators of the three contenders, in this process (it plays one loader worker)."""
     from shards.reader import decode_image
-    from trainer.data import ShardStream, open_shards
+    from trainer.data.stream import ShardStream, open_shards
 
     class FloatStream(ShardStream):
         def _image(self, sample, rng):
@@ -114,7 +114,7 @@ def test_bench_loader(tmp_path: Path) -> None:
         # what the device then does with the CPU path's batch (here on this CPU, for scale only)
         pixels = next(contenders["cpu"])["pixels"]
         t0 = time.perf_counter()
-        from trainer.transforms import normalize
+        from trainer.data.transforms import normalize
 
         normalize(pixels)
         normalise_ms = (time.perf_counter() - t0) * 1e3

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 
 def _write(path: Path, obj: object) -> Path:
@@ -15,7 +15,7 @@ def _write(path: Path, obj: object) -> Path:
 
 
 def test_valse_empty_foil_list(tmp_path):
-    from evaluation.valse import load_piece
+    from evaluation.valse.evaluate import load_piece
 
     path = _write(tmp_path / "existence.json", {"1": {"caption": "a cat", "foil": [], "image_file": "x.jpg",
                                                       "mturk": {"caption": 3}}})
@@ -24,7 +24,7 @@ def test_valse_empty_foil_list(tmp_path):
 
 
 def test_valse_non_numeric_caption_votes(tmp_path):
-    from evaluation.valse import load_piece
+    from evaluation.valse.evaluate import load_piece
 
     path = _write(tmp_path / "existence.json", {"1": {"caption": "a cat", "foil": "a dog", "image_file": "x.jpg",
                                                       "mturk": {"caption": "yes"}}})
@@ -34,7 +34,7 @@ def test_valse_non_numeric_caption_votes(tmp_path):
 
 
 def test_retrieval_image_not_a_string(tmp_path):
-    from evaluation.retrieval import load_retrieval_set
+    from evaluation.retrieval.evaluate import load_retrieval_set
 
     path = _write(tmp_path / "r.json", [{"image": ["a.jpg"], "caption": ["a cat"]}])
     with pytest.raises(UserError, match="expected a list"):
@@ -47,7 +47,7 @@ def test_retrieval_image_not_a_string(tmp_path):
     ([{"image_id": 1, "question": "what?", "question_id": 1}], [{"question_id": "x", "answers": []}], "question_id"),
 ])
 def test_vqa_malformed_files(tmp_path, questions, annotations, message):
-    from evaluation.vqa_data import load_split
+    from evaluation.vqa.data import load_split
 
     q = _write(tmp_path / "q.json", {"questions": questions})
     a = _write(tmp_path / "a.json", {"annotations": annotations}) if annotations is not None else None
@@ -63,7 +63,7 @@ def test_probe_malformed_coco(tmp_path, coco):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from evaluation.probe import load_probe_items
+    from evaluation.probe.evaluate import load_probe_items
 
     pq.write_table(pa.Table.from_pylist([{"key": "coco-1-1", "words": ["a", "cat"], "upos": [5, 7]}]),
                    tmp_path / "captions.parquet")
@@ -72,7 +72,7 @@ def test_probe_malformed_coco(tmp_path, coco):
 
 
 def test_probe_unreadable_parquet(tmp_path):
-    from evaluation.probe import load_probe_items
+    from evaluation.probe.evaluate import load_probe_items
 
     (tmp_path / "captions.parquet").write_bytes(b"not parquet")
     with pytest.raises(UserError, match="unreadable parquet"):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from evaluation.valse_metric import entry_outcomes, valse_scores
+from evaluation.valse.metric import entry_outcomes, valse_scores
 from posmask_cli import main
 
 
@@ -48,7 +48,7 @@ def test_vqa_end_to_end(tiny_run, tiny_eval):
 
 
 def test_probe_end_to_end(tiny_run, tiny_eval):
-    from evaluation.items import metric_items
+    from evaluation.core.items import metric_items
 
     assert _eval(tiny_run, "--tasks", "probe", "--scenes", str(tiny_eval), "--seed", "3") == 0
     r = json.loads((tiny_run / "eval" / "probe.json").read_text())

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from evaluation.retrieval import load_retrieval_set
-from evaluation.valse import PIECE_SOURCE, load_valse
-from evaluation.vqa_data import answer_vocab
+from evaluation.retrieval.evaluate import load_retrieval_set
+from evaluation.valse.evaluate import PIECE_SOURCE, load_valse
+from evaluation.vqa.data import answer_vocab
 
 pytestmark = pytest.mark.shared_data
 

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.retrieval_metric import metrics_from_hits, recall_at_k, retrieval_hits
-from evaluation.valse_metric import entry_outcomes, valse_scores
-from evaluation.vqa_metric import (normalize_answer, process_digit_article, process_punctuation,
+from evaluation.retrieval.metric import metrics_from_hits, recall_at_k, retrieval_hits
+from evaluation.valse.metric import entry_outcomes, valse_scores
+from evaluation.vqa.metric import (normalize_answer, process_digit_article, process_punctuation,
                                    question_accuracy, soft_score, vqa_accuracy)
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evaluation.probe_perturb import (SWAPS, Vocabulary, is_probeable, nouns_only, perturb, pos_swap,
+from evaluation.probe.perturb import (SWAPS, Vocabulary, is_probeable, nouns_only, perturb, pos_swap,
                                       shuffle)
 from shards.upos import STUDIED_CLASSES
 from shards.upos import UPOS_ID as U

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.items import metric_items
-from evaluation.probe import CAPTION_VARIANTS, item_scores, summarise
-from evaluation.probe_templates import COUNT_VARIANTS
-from evaluation.report import build_report
-from evaluation.runs import load_run
+from evaluation.core.items import metric_items
+from evaluation.probe.evaluate import CAPTION_VARIANTS, item_scores, summarise
+from evaluation.probe.templates import COUNT_VARIANTS
+from evaluation.report.build import build_report
+from evaluation.core.runs import load_run
 from shards.upos import STUDIED_CLASSES
 from trainer.config import preset_config
-from trainer.masking import parse_mask_spec
+from trainer.masking.masker import parse_mask_spec
 
 N = 60  # captions
 

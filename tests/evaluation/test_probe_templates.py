@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.probe_templates import TEMPLATES, count_captions, render, templates, union_nouns
+from evaluation.probe.templates import TEMPLATES, count_captions, render, templates, union_nouns
 
 N = ["dog", "frisbee", "grass", "tree", "sky", "cloud", "ball"]
 EXPECTED = {

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from evaluation import cli_report
-from evaluation.runs import load_run
-from shards.errors import UserError
+from evaluation.core.runs import load_run
+from toolbox.errors import UserError
 from trainer.config import preset_config
-from trainer.masking import parse_mask_spec
+from trainer.masking.masker import parse_mask_spec
 
 
 def _run(root: Path, name: str, pos: str, ratio: float, score: float, shards: Path, albef: bool = False) -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from evaluation.retrieval import rerank
+from evaluation.retrieval.evaluate import rerank
 
 
 class FakeModel:

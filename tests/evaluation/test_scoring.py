@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluation.common import load_model
-from evaluation.retrieval import evaluate_retrieval, load_retrieval_set
-from evaluation.valse import evaluate_valse, load_valse, parse_image_roots
-from evaluation.scoring import (encode_images, encode_texts, image_batches, itc_similarity, itm_logits, match_score,
+from evaluation.core.common import load_model
+from evaluation.retrieval.evaluate import evaluate_retrieval, load_retrieval_set
+from evaluation.valse.evaluate import evaluate_valse, load_valse, parse_image_roots
+from evaluation.core.scoring import (encode_images, encode_texts, image_batches, itc_similarity, itm_logits, match_score,
                                 score_images_with_texts)
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 CPU = torch.device("cpu")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.items import ItemScores
-from evaluation.stats import average_over_seeds, mean_sd, paired_bootstrap
+from evaluation.core.items import ItemScores
+from evaluation.core.stats import average_over_seeds, mean_sd, paired_bootstrap
 
 
 def items(values, strata=None, ids=None) -> ItemScores:

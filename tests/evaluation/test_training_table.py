@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.runs import load_run
-from evaluation.study_tables import methods_of
-from evaluation.training_table import training_table
+from evaluation.core.runs import load_run
+from evaluation.report.study_tables import methods_of
+from evaluation.report.training_table import training_table
 from trainer.config import preset_config
-from trainer.masking import parse_mask_spec
+from trainer.masking.masker import parse_mask_spec
 
 
 def _run(root: Path, name: str, seed: int, records: list[dict], pos: str = "DET") -> Path:

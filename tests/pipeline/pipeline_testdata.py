@@ -110,7 +110,7 @@ def cli_command(*args: str) -> list[str]:
 
 def shard_digests(out: Path) -> dict[str, str]:
     """{tar name: sha256} of every shard in OUT/shards, computed from the files."""
-    from shards.atomic import sha256_file
+    from toolbox.atomic import sha256_file
 
     return {p.name: sha256_file(p) for p in sorted((out / "shards").glob("*.tar"))}
 

@@ -41,7 +41,7 @@ def test_one_worker_in_process_writes_what_ray_writes(tmp_path: Path) -> None:
 
 def test_a_failure_inside_a_shard_is_one_line_naming_it() -> None:
     from pipeline.shard_runs import inline_call
-    from shards.errors import UserError
+    from toolbox.errors import UserError
 
     def bad_input() -> None:
         raise UserError("no spaCy model")

@@ -18,7 +18,7 @@ from pipeline.sources import img2dataset
 from pipeline.state import prepare_out
 from pipeline.worker import TaskConfig, process_shard
 from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, rejects_of, shard_digests, write_coco, write_tar
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.reader import iter_samples
 
 pytestmark = pytest.mark.slow

@@ -168,7 +168,7 @@ def test_shard_failure_messages() -> None:
     import ray
 
     from pipeline.shard_runs import TASK_RETRIES, shard_failure
-    from shards.errors import UserError
+    from toolbox.errors import UserError
 
     bad_input = ray.exceptions.RayTaskError("process_shard", "Traceback ...", UserError("no spaCy model"))
     assert str(shard_failure("shard-000001", bad_input)) == "shard shard-000001: no spaCy model"
@@ -186,7 +186,7 @@ def test_ray_token_auth_failure_is_one_clear_line(monkeypatch) -> None:
     import ray
 
     from pipeline.orchestrate import init_ray
-    from shards.errors import UserError
+    from toolbox.errors import UserError
 
     def wrong_token(**_: object) -> None:  # what ray.init raises when the GCS refuses the token
         try:

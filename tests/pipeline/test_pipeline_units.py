@@ -12,7 +12,7 @@ from pipeline.images import ImagePolicy, ImageRejected, prepare_image
 from pipeline.normalize import CaptionRejected, clean_caption, normalize_caption
 from pipeline.sources import coco, img2dataset, read_image, read_items, scenes, table
 from pipeline_testdata import bomb_png, jpeg_bytes, png_bytes, write_coco, write_tar
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 
 # --- captions -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from scenes import cli, ensure_scenes
 from scenes.generate import MANIFEST
 from scenes.world import Obj, Scene
-from shards.errors import UserError
+from toolbox.errors import UserError
 
 SMALL = {"train_images": 80, "eval_images": 60, "vqa_train_images": 20}
 """Must match `SMALL` in conftest.py (the session fixture's sizes)."""

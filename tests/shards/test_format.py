@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from shards.atomic import atomic_path, atomic_write_json, sha256_file
-from shards.errors import SchemaVersionError, UserError
+from toolbox.atomic import atomic_path, atomic_write_json, sha256_file
+from shards.schema import SchemaVersionError
+from toolbox.errors import UserError
 from shards.manifest import read_manifest, read_sizes, shard_paths, write_manifest, write_sizes
 from shards.reader import iter_samples
 from shards.schema import SCHEMA_VERSION, TaggedCaption, decode_sample, encode_array, encode_sample

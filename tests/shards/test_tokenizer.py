@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.tokenizer import (BERT_VOCAB_SIZE, VOCAB_PATH, VOCAB_SHA256, check_same_vocab, load_tokenizer,
                               read_vocab)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from study.grid import load_grid
 from study.plan import Settings, plan_jobs
 from study.study import check_grid

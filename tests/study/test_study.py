@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.metrics import read_metrics
+from trainer.engine.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 

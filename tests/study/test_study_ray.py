@@ -10,7 +10,7 @@ import pytest
 
 from ray_cluster import local_ray_cluster
 from study_grids import DEFAULTS, DET_07
-from trainer.metrics import read_metrics
+from trainer.engine.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TWO = DEFAULTS.replace("max_steps = 5", "max_steps = 30") + DET_07 + '''

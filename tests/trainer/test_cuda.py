@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer.metrics import read_metrics
+from trainer.engine.metrics import read_metrics
 
 pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"),
               pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")]
@@ -33,8 +33,8 @@ def photo(width: int, height: int, seed: int) -> bytes:
 
 
 def test_gpu_decode_gives_the_workers_crops() -> None:
-    from trainer.device_decode import decode_crops, jpeg_box
-    from trainer.transforms import train_crop
+    from trainer.data.device_decode import decode_crops, jpeg_box
+    from trainer.data.transforms import train_crop
 
     images = [photo(341, 256, 0), photo(256, 341, 1), photo(300, 300, 2)]
     boxes = [jpeg_box(data, random.Random(i), (0.5, 1.0)) for i, data in enumerate(images)]
@@ -47,7 +47,7 @@ def test_gpu_decode_gives_the_workers_crops() -> None:
 
 
 def test_normalisation_on_the_device_equals_the_cpus() -> None:
-    from trainer.transforms import normalize
+    from trainer.data.transforms import normalize
 
     pixels = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
     assert torch.allclose(normalize(pixels.to(CUDA)).cpu(), normalize(pixels), atol=1e-6)
@@ -55,9 +55,9 @@ def test_normalisation_on_the_device_equals_the_cpus() -> None:
 
 def test_thesis_step_under_bf16() -> None:
     from trainer.config import preset_config
-    from trainer.engine import autocast
-    from trainer.model import PosMaskModel
-    from trainer.objective import Pretrainer
+    from trainer.engine.engine import autocast
+    from trainer.model.posmask import PosMaskModel
+    from trainer.model.objective import Pretrainer
 
     cfg = preset_config("thesis")
     model = PosMaskModel(cfg.model, vision_weights="random")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.upos import NOT_A_WORD
 from synthetic_shards import write_synthetic_shards
-from trainer.data import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
+from trainer.data.stream import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
 
 
 def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0,
@@ -143,9 +143,9 @@ def rewrite_first_tar(shards: Path, change) -> None:
 
 
 def test_whole_word_refuses_shards_without_a_word_index(tmp_path: Path) -> None:
-    from shards.errors import UserError
+    from toolbox.errors import UserError
     from shards.schema import encode_array
-    from trainer.data import check_word_index
+    from trainer.data.stream import check_word_index
 
     good = write_synthetic_shards(tmp_path / "good", n_images=4)
     check_word_index(open_shards(good))

@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from synthetic_shards import write_synthetic_shards
-from trainer.data import ShardStream, collate, make_loader, open_shards, to_device
-from trainer.device_decode import decode_crops, device_decode, jpeg_box
-from trainer.transforms import crop_box, normalize, train_crop, train_transform
+from trainer.data.stream import ShardStream, collate, make_loader, open_shards, to_device
+from trainer.data.device_decode import decode_crops, device_decode, jpeg_box
+from trainer.data.transforms import crop_box, normalize, train_crop, train_transform
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")  # torchvision 0.29
@@ -56,7 +56,7 @@ def test_a_jpeg_the_device_cannot_decode_becomes_grey_and_the_batch_goes_on(capl
     Image.new("RGB", (60, 50), (90, 90, 90)).save(flat, format="JPEG")
     good = flat.getvalue()
     broken = good[:20] + b"\0" * 280 + good[300:]  # its tables zeroed; the end marker is intact
-    with caplog.at_level(logging.WARNING, logger="trainer.device_decode"):
+    with caplog.at_level(logging.WARNING, logger="trainer.data.device_decode"):
         crops = decode_crops([as_tensor(good), as_tensor(broken)], torch.tensor([[0, 0, 60, 50], [7, 5, 40, 30]]),
                              16, CPU)
     assert torch.equal(crops[0], decode_crops([as_tensor(good)], torch.tensor([[0, 0, 60, 50]]), 16, CPU)[0])
@@ -77,7 +77,7 @@ def test_jpeg_box_draws_the_cpu_paths_box_and_leaves_other_images_to_the_workers
 
 
 def test_gpu_decode_falls_back_to_the_workers_without_cuda(caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="trainer.device_decode"):
+    with caplog.at_level(logging.INFO, logger="trainer.data.device_decode"):
         assert device_decode("gpu", CPU, "crop") is False
     assert "no CUDA device" in caplog.text
     assert device_decode("cpu", torch.device("cuda"), "albef") is False

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.config import preset_config
-from trainer.distributed import DistInfo
-from trainer.engine import Engine, OptimSettings, build_optimizer, decays, lr_at, param_groups
-from trainer.metrics import read_metrics
-from trainer.model import PosMaskModel
+from trainer.engine.distributed import DistInfo
+from trainer.engine.engine import Engine, OptimSettings, build_optimizer, decays, lr_at, param_groups
+from trainer.engine.metrics import read_metrics
+from trainer.model.posmask import PosMaskModel
 from trainer.train import optim_settings
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.distributed import gather_no_grad, gather_with_grad
-from trainer.losses import itc_loss
+from trainer.engine.distributed import gather_no_grad, gather_with_grad
+from trainer.model.losses import itc_loss
 from two_ranks import run_two_ranks
 
 

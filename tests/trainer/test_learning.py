@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data import ShardStream, open_shards
-from trainer.metrics import read_metrics
-from trainer.model import load_pretrained
-from trainer.transforms import normalize
+from trainer.data.stream import ShardStream, open_shards
+from trainer.engine.metrics import read_metrics
+from trainer.model.posmask import load_pretrained
+from trainer.data.transforms import normalize
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 240

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trainer.losses import itc_loss, itm_labels, mlm_loss, positive_targets, sample_hard_negatives
-from trainer.masking import IGNORE_INDEX
+from trainer.model.losses import itc_loss, itm_labels, mlm_loss, positive_targets, sample_hard_negatives
+from trainer.masking.masker import IGNORE_INDEX
 
 
 def test_shared_image_ids_are_positives() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.config import TrainConfig, preset_config
-from trainer.loss_weights import LossWeights, parse_loss_weights
-from trainer.mask_spec import MaskSpec, parse_mask_spec
+from trainer.masking.loss_weights import LossWeights, parse_loss_weights
+from trainer.masking.spec import MaskSpec, parse_mask_spec
 
 
 @pytest.mark.parametrize("kwargs,label,report", [
@@ -116,9 +116,9 @@ def test_bad_loss_weights(text: str, needle: str) -> None:
 
 
 def test_pretrainer_weighs_the_losses() -> None:
-    from trainer.masking import Masker
-    from trainer.model import PosMaskModel
-    from trainer.objective import Pretrainer
+    from trainer.masking.masker import Masker
+    from trainer.model.posmask import PosMaskModel
+    from trainer.model.objective import Pretrainer
 
     cfg = preset_config("tiny")
     torch.manual_seed(0)

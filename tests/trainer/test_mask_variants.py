@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
-from trainer.mask_spec import parse_mask_spec
-from trainer.masking import IGNORE_INDEX, MaskedBatch, Masker
+from trainer.masking.spec import parse_mask_spec
+from trainer.masking.masker import IGNORE_INDEX, MaskedBatch, Masker
 
 MASK_ID, VOCAB = 103, 30522
 
@@ -171,8 +171,8 @@ def test_counters_match_the_output(batch) -> None:
 
 
 def test_window_sums_the_counters_into_metrics_fields(batch) -> None:
-    from trainer.mask_metrics import TOTALS, mask_fields, step_counts
-    from trainer.metrics import MetricsWindow
+    from trainer.masking.counts import TOTALS, mask_fields, step_counts
+    from trainer.engine.metrics import MetricsWindow
 
     ids, pos, word = batch
     spec = parse_mask_spec("NOUN", budget=0.1, whole_word=True, fallback="random")

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
-from trainer.losses import mlm_loss
-from trainer.masking import IGNORE_INDEX, Masker, parse_mask_spec
+from trainer.model.losses import mlm_loss
+from trainer.masking.masker import IGNORE_INDEX, Masker, parse_mask_spec
 
 MASK_ID, VOCAB = 103, 30522
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from trainer.losses import mlm_denominator, mlm_loss
-from trainer.masking import IGNORE_INDEX
+from trainer.model.losses import mlm_denominator, mlm_loss
+from trainer.masking.masker import IGNORE_INDEX
 from two_ranks import run_two_ranks
 
 ROWS = 10  # tokens per rank

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.config import preset_config
-from trainer.losses import itc_loss
-from trainer.model import TEMP_MAX, TEMP_MIN, PosMaskModel, load_pretrained, save_pretrained
-from trainer.transforms import eval_transform
-from trainer.vision import resolve_vision_weights
+from trainer.model.losses import itc_loss
+from trainer.model.posmask import TEMP_MAX, TEMP_MIN, PosMaskModel, load_pretrained, save_pretrained
+from trainer.data.transforms import eval_transform
+from trainer.model.vision import resolve_vision_weights
 
 
 @pytest.fixture(scope="module")

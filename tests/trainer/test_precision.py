@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import preset_config
-from trainer.losses import itc_loss
-from trainer.model import PosMaskModel
-from trainer.objective import Pretrainer
-from trainer.precision import similarity
+from trainer.model.losses import itc_loss
+from trainer.model.posmask import PosMaskModel
+from trainer.model.objective import Pretrainer
+from trainer.model.precision import similarity
 
 
 @pytest.fixture(scope="module")

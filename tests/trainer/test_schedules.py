@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.cli import add_arguments, build_config
 from trainer.config import preset_config
 
@@ -34,7 +34,7 @@ def test_hard_negative_steps_replace_the_share_and_both_at_once_is_refused() -> 
 
 
 def test_vqa_warmup_reads_epochs_as_albef_iterations_by_default() -> None:
-    from evaluation.vqa import VQASettings, warmup_steps
+    from evaluation.vqa.finetune import VQASettings, warmup_steps
 
     # VQA v2 at batch 32: about 13.8k steps per epoch, 8 epochs
     assert warmup_steps(VQASettings(), 13_800, 8 * 13_800) == 100  # 1 x 100 iterations, as ALBEF's VQA.py

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.metrics import read_metrics
-from trainer.model import load_pretrained
+from trainer.engine.metrics import read_metrics
+from trainer.model.posmask import load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--preset", "tiny", "--batch-size", "8", "--workers", "0", "--log-every", "1", "--shuffle-buffer", "20"]
@@ -120,7 +120,7 @@ def test_sigterm_then_resume_matches_uninterrupted(uneven_shards: Path, tmp_path
 
 @pytest.mark.slow
 def test_masking_variants_end_to_end(uneven_shards: Path, tmp_path: Path) -> None:
-    from trainer.mask_spec import parse_mask_spec
+    from trainer.masking.spec import parse_mask_spec
 
     run = tmp_path / "variants"
     args = ["--curriculum", "DET>DET+NOUN", "--whole-word", "--budget", "0.15", "--fallback", "random",

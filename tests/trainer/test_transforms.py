@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.config import preset_config
-from trainer.randaugment import OPS, rand_augment
-from trainer.transforms import (ALBEF_CROP_SCALE, crop_box, normalize, resize_box, to_tensor, to_uint8,
+from trainer.data.randaugment import OPS, rand_augment
+from trainer.data.transforms import (ALBEF_CROP_SCALE, crop_box, normalize, resize_box, to_tensor, to_uint8,
                                 train_transform)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from shards.errors import UserError
+from toolbox.errors import UserError
 from trainer.config import preset_config
-from trainer.model import PosMaskModel
+from trainer.model.posmask import PosMaskModel
 from trainer.vision_init import RECORD, WEIGHTS, VisionInitConfig, ensure_vision_init, scene_labels
 
 

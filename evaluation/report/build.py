@@ -1,0 +1,161 @@
+"""The report folder: tables (Markdown, CSV, LaTeX) with seed spreads and paired-bootstrap intervals, in the
+thesis's layout (Tables 4.1–4.5) and for every method, the masking as trained (`training_table`), figures (PNG and
+PDF), and an index page.
+
+Rows are methods (a run label over its seeds) grouped non-functional (NOUN, VERB, ADJ, ADV, PROPN),
+functional (DET, AUX, PRON, ADP) and baselines (random, none, ALBEF). A task a run was not evaluated on
+shows `–`. Nothing in it depends on when or how fast it was made, so a re-run gives the same files.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.report import figures as plots
+from evaluation.report.probe_tables import probe_figures, probe_tables
+from evaluation.core.runs import TASKS, RunInfo
+from evaluation.report.study_tables import Method, StudyStats, generic_tables, metric_value, methods_of, thesis_tables
+from evaluation.report.tables import DASH, Table, write_table
+from evaluation.report.training_table import training_table
+from toolbox.atomic import atomic_write_text
+from shards.manifest import HISTOGRAM_NAME
+from trainer.engine.plots import LOSSES
+
+log = logging.getLogger(__name__)
+DEFAULT_REFERENCE = "random 0.15"
+HEADLINE = {"Retrieval TR R@1": "retrieval/tr_r1", "Retrieval IR R@1": "retrieval/ir_r1",
+            "VALSE acc_r": "valse/avg", "VQA overall": "vqa/overall"}
+
+
+def runs_table(runs: Sequence[RunInfo]) -> str:
+    """Which runs the report covers, and what was evaluated."""
+    lines = ["| Run | Masking | Preset | Seed | Evaluated | Data |", "|---|---|---|---:|---|---|"]
+    for r in sorted(runs, key=RunInfo.sort_key):
+        data = sorted({Path(str(v.get("data", ""))).name for v in r.results.values() if v.get("data")})
+        lines.append(f"| `{r.path.name}` | {r.label} | {r.config.get('preset', DASH)} | {r.config.get('seed', DASH)} | "
+                     f"{', '.join(t for t in TASKS if t in r.results) or DASH} | {', '.join(data) or DASH} |")
+    return "\n".join(lines)
+
+
+def data_note(methods: Sequence[Method], task: str) -> str | None:
+    """One line on the data behind a task's tables (from the first run that has it): sizes, chance, settings."""
+    r = next((x.results[task] for m in methods for x in m.runs if task in x.results), None)
+    if r is None:
+        return None
+    src = Path(str(r.get("data", "?"))).name
+    if task == "retrieval":
+        chance = r.get("chance_r1") or {}
+        return (f"Data: `{src}`, {r.get('n_images')} images / {r.get('n_texts')} captions, ITM re-ranks the ITC "
+                f"top {r.get('k_rerank')}, ties counted {r.get('ties', 'pessimistic')}; chance R@1: TR "
+                f"{chance.get('tr', 0):.2f}, IR {chance.get('ir', 0):.2f}.")
+    if task == "valse":
+        sizes = ", ".join(f"{p} {v.get('n')}" for p, v in r.get("pieces", {}).items() if v.get("status") == "ok")
+        subset = "valid subset (mturk.caption >= 2)" if r.get("valid_only", True) else "all entries"
+        convention = r.get("convention", "posmask")
+        return (f"Data: `{src}`, {subset}; entries per piece: {sizes}. Chance acc_r: 50. Scoring convention: "
+                f"`{convention}` (`posmask eval --help`, VALSE).")
+    if task == "vqa":
+        st = r.get("settings", {})
+        return (f"Data: `{src}`, {r.get('n_train')} training / {r.get('n_eval')} {r.get('eval_split')} questions, "
+                f"{r.get('n_answers')} answers; fine-tuned {st.get('epochs')} epochs, batch {st.get('batch_size')}, "
+                f"lr {st.get('lr')}. Scores are local, on {r.get('eval_split')}; test-dev scores come only from the "
+                "evaluation server (the predictions file is written in its format).")
+    if task == "probe":
+        return (f"{r.get('n_captions', r.get('n_images'))} captions of {r.get('n_images')} images, seed "
+                f"{r.get('seed')}; tags from `{r.get('tags')}`. Captions without a word of a class (or whose class "
+                "has no other word in the evaluation vocabulary) are skipped, and counted per run with each figure's "
+                "own 95 % bootstrap interval in `eval/probe.json`.")
+    return None
+
+
+def issues_notes(runs: Sequence[RunInfo]) -> list[str]:
+    """Missing images and VALSE pieces not run, per run."""
+    notes = []
+    for r in sorted(runs, key=RunInfo.sort_key):
+        v = r.results.get("valse")
+        if v and v.get("not_run"):
+            notes.append(f"- `{r.path.name}`: VALSE pieces not run: {', '.join(v['not_run'])}")
+        if v:
+            miss = {p: x.get("n_missing", 0) for p, x in v.get("pieces", {}).items() if x.get("n_missing")}
+            if miss:
+                notes.append(f"- `{r.path.name}`: VALSE entries with missing images: "
+                             + ", ".join(f"{p} {n}" for p, n in miss.items()))
+        ret = r.results.get("retrieval")
+        if ret and ret.get("missing_images"):
+            notes.append(f"- `{r.path.name}`: retrieval images missing: {len(ret['missing_images'])}")
+    return notes
+
+
+def _task_of(table: Table) -> str:
+    return {"table_4_1": "retrieval", "table_4_2": "valse", "table_4_3": "vqa", "table_4_4": "retrieval",
+            "table_4_5": "vqa", "valse_detail": "valse"}.get(table.key, table.key.split("_")[0])
+
+
+def write_figures(methods: Sequence[Method], out: Path) -> list[tuple[str, str]]:
+    """Figures 4.1–4.3 (MLM, ITC, ITM loss, log scale), 4.4 (POS histogram of the training shards) and a
+    summary, each as PNG and PDF; returns (caption, PNG name) pairs."""
+    figures: list[tuple[str, str]] = []
+    curves = plots.method_curves(methods)
+    for number, loss in enumerate(LOSSES, start=1):
+        stem = out / f"figure_4_{number}"
+        if plots.plot_curves(curves, loss, stem.with_suffix(".png"), stem.with_suffix(".pdf")):
+            figures.append((f"Figure 4.{number}: {loss.upper()} training loss (log scale, mean over seeds)",
+                            f"{stem.name}.png"))
+    shard_dirs = list(dict.fromkeys(d.strip() for m in methods for r in m.runs if r.shards
+                                    for d in r.shards.split(",")))
+    for i, shards in enumerate(shard_dirs):
+        hist = Path(shards) / f"{HISTOGRAM_NAME}.json"
+        if not hist.is_file():
+            log.warning("no POS histogram at %s", hist)
+            continue
+        stem = out / ("figure_4_4" if i == 0 else f"figure_4_4_{i}")
+        if plots.plot_pos_histogram(hist, stem.with_suffix(".png"), f"UPOS counts of {shards}",
+                                    stem.with_suffix(".pdf")):
+            figures.append((f"Figure 4.4: POS histogram of the training shards `{shards}`", f"{stem.name}.png"))
+    rows = [{name: _mean(m, key) for name, key in HEADLINE.items()} for m in methods]
+    if plots.plot_summary([m.label for m in methods], rows, out / "summary.png", out / "summary.pdf"):
+        figures.append(("Summary (mean over seeds)", "summary.png"))
+    return figures
+
+
+def _mean(method: Method, key: str) -> float | None:
+    values = [v for v in (metric_value(r, key) for r in method.runs) if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask report",
+                 reference: str | None = DEFAULT_REFERENCE, with_thesis: bool = False) -> Path:
+    """Write tables, figures and `index.md` into `out`; returns the index path."""
+    out.mkdir(parents=True, exist_ok=True)
+    methods = methods_of(runs)
+    stats = StudyStats(methods, reference)
+    probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
+    training = training_table(methods)
+    tables = (thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats)
+              + ([training] if training else []) + probe)
+    sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
+                "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
+                "", "## Runs", "", runs_table(runs)]
+    for table in tables:
+        path = write_table(table, out)
+        note = data_note(methods, _task_of(table))
+        if note:
+            table_text = path.read_text(encoding="utf-8") + f"\n{note}\n"
+            atomic_write_text(path, table_text)
+        sections += ["", path.read_text(encoding="utf-8").rstrip(),
+                     "", f"Files: [{path.name}]({path.name}), [{table.key}.csv]({table.key}.csv), "
+                     f"[{table.key}.tex]({table.key}.tex)"]
+    figures = write_figures(methods, out) + probe_figures(probe, out)
+    if figures:
+        sections += ["", "## Figures"]
+        for caption, name in figures:
+            sections += ["", f"### {caption}", "", f"![{Path(name).stem}]({name}) (also as "
+                         f"[PDF]({Path(name).with_suffix('.pdf')}))"]
+    notes = issues_notes(runs)
+    if notes:
+        sections += ["", "## Notes", ""] + notes
+    index = out / "index.md"
+    atomic_write_text(index, "\n".join(sections) + "\n")
+    log.info("wrote %s", index)
+    return index

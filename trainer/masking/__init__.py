@@ -1,0 +1,3 @@
+"""The masking room: the mask spec parsed once from the flags (`spec`), the one vectorised masking op on the
+device (`masker`), its counters for metrics.jsonl (`counts`) and the weights of the three losses (`loss_weights`).
+"""
