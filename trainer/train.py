@@ -14,7 +14,8 @@ from toolbox.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
 from trainer.model.albef import MomentumQueue
 from trainer.config import RUN_CONFIG, TrainConfig
-from trainer.data.stream import ShardStream, check_word_index, make_loader, open_shards, steps_per_epoch, to_device
+from trainer.data.stream import (ShardStream, StreamSettings, check_word_index, make_loader, open_shards,
+                                 steps_per_epoch, to_device)
 from trainer.data.device_decode import device_decode
 from trainer.engine.distributed import DistInfo
 from trainer.engine.engine import Engine, OptimSettings, capped_warmup
@@ -99,7 +100,11 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     peak = peak_tflops(device, cfg.peak_tflops)
     window = MetricsWindow(device, LOSSES, tuple(TOTALS), TOTALS)
     workers = max(1, cfg.workers)
-    on_device_decode = device_decode(cfg.decode, device, cfg.augment)
+    stream_settings = StreamSettings(
+        batch_size=cfg.batch_size, image_size=cfg.model.image_size, max_len=cfg.model.max_text_len, seed=cfg.seed,
+        pad_id=tok.pad_id, shuffle_buffer=cfg.shuffle_buffer, crop_scale=cfg.crop_scale, augment=cfg.augment,
+        device_decode=device_decode(cfg.decode, device, cfg.augment),
+        pad_to=cfg.model.max_text_len if cfg.compile else None)
     if info.is_main:
         log.info("mask %s | %d samples, %d steps/epoch x %d ranks x batch %d, %d steps total",
                  spec.report_label, shards.total, spe, world, cfg.batch_size, total)
@@ -110,10 +115,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
         while not engine.done and not stopped:
             epoch, start = divmod(engine.step, spe)
             same_position = state["epoch"] == epoch and state["workers"] == workers
-            stream = ShardStream(shards.urls, rank, world, epoch, cfg.seed, cfg.batch_size, cfg.model.image_size,
-                                 cfg.model.max_text_len, tok.pad_id, cfg.shuffle_buffer, cfg.crop_scale,
-                                 skip_batches=start, pad_to=cfg.model.max_text_len if cfg.compile else None,
-                                 augment=cfg.augment, device_decode=on_device_decode,
+            stream = ShardStream(shards.urls, stream_settings, rank, world, epoch, skip_batches=start,
                                  drawn=state["drawn"] if same_position and start else None)
             batches = iter(make_loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
             state.update(epoch=epoch, workers=workers, drawn=dict(state["drawn"]) if same_position else {})

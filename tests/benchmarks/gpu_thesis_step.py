@@ -34,7 +34,7 @@ def sync(device: torch.device) -> None:
 
 def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) -> Callable[[], dict]:
     """The batch source: the training loader over --shards, or one synthetic batch on the device."""
-    from trainer.data.stream import ShardStream, make_loader, open_shards, to_device
+    from trainer.data.stream import ShardStream, StreamSettings, make_loader, open_shards, to_device
 
     B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
     if not args.shards:
@@ -45,8 +45,9 @@ def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) ->
                  "attention_mask": torch.ones(B, L, dtype=torch.long, device=device),
                  "image_ids": torch.arange(B, device=device)}
         return lambda: fixed
-    stream = ShardStream(open_shards(args.shards).urls, 0, 1, 0, 0, B, S, L, 0, 2000, cfg.crop_scale, pad_to=L,
-                         device_decode=decode == "gpu" and device.type == "cuda")
+    settings = StreamSettings(batch_size=B, image_size=S, max_len=L, crop_scale=cfg.crop_scale, pad_to=L,
+                              device_decode=decode == "gpu" and device.type == "cuda")
+    stream = ShardStream(open_shards(args.shards).urls, settings)
     loader = iter(make_loader(stream, args.workers, pin_memory=device.type == "cuda"))
 
     def next_batch() -> dict:

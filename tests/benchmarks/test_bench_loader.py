@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,17 +82,17 @@ def float_crop(image: Image.Image, size: int, rng: random.Random, scale: tuple[f
 def streams(root: Path) -> dict:
     """Endless batch iterators of the three contenders, in this process (it plays one loader worker)."""
     from shards.reader import decode_image
-    from trainer.data.stream import ShardStream, open_shards
+    from trainer.data.stream import ShardStream, StreamSettings, open_shards
 
     class FloatStream(ShardStream):
         def _image(self, sample, rng):
-            return {"pixels": float_crop(decode_image(sample), self.image_size, rng, self.crop_scale)}
+            s = self.settings
+            return {"pixels": float_crop(decode_image(sample), s.image_size, rng, s.crop_scale)}
 
     urls = open_shards(root).urls
-    args = dict(urls=urls, rank=0, world_size=1, epoch=0, seed=0, batch_size=BATCH, image_size=224, max_len=30,
-                pad_id=0, shuffle_buffer=256, crop_scale=(0.5, 1.0))
-    return {"before": iter(FloatStream(**args)), "cpu": iter(ShardStream(**args)),
-            "gpu": iter(ShardStream(**args, device_decode=True))}
+    settings = StreamSettings(batch_size=BATCH, image_size=224, max_len=30, shuffle_buffer=256)
+    return {"before": iter(FloatStream(urls, settings)), "cpu": iter(ShardStream(urls, settings)),
+            "gpu": iter(ShardStream(urls, replace(settings, device_decode=True)))}
 
 
 def test_bench_loader(tmp_path: Path) -> None:

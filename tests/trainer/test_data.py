@@ -13,14 +13,16 @@ import torch
 from toolbox.errors import UserError
 from shards.upos import NOT_A_WORD
 from synthetic_shards import write_synthetic_shards
-from trainer.data.stream import ShardStream, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
+from trainer.data.stream import ShardStream, StreamSettings, image_id_hash, make_loader, open_shards, pair_up, steps_per_epoch
+
+
+SETTINGS = StreamSettings(batch_size=8, image_size=32, max_len=30, seed=3, shuffle_buffer=50)
 
 
 def stream(shards: Path, rank: int = 0, world: int = 1, skip: int = 0, epoch: int = 0,
            drawn: dict[int, int] | None = None) -> ShardStream:
     s = open_shards(shards)
-    return ShardStream(s.urls, rank, world, epoch=epoch, seed=3, batch_size=8, image_size=32, max_len=30, pad_id=0,
-                       shuffle_buffer=50, crop_scale=(0.5, 1.0), skip_batches=skip, drawn=drawn)
+    return ShardStream(s.urls, SETTINGS, rank, world, epoch=epoch, skip_batches=skip, drawn=drawn)
 
 
 def test_sizes_and_epoch_length(uneven_shards: Path) -> None:
@@ -165,7 +167,7 @@ def test_several_outputs_mix_and_must_match(uneven_shards: Path, tmp_path: Path)
     both = open_shards(f"{uneven_shards},{other}")
     assert both.total == 194 + 20 and len(both.urls) == 4 and both.root == f"{uneven_shards},{other}"
     drawn = [s.key for s in stream(uneven_shards).one_pass(0, 1, 0)]
-    mixed = ShardStream(both.urls, 0, 1, 0, 3, 8, 32, 30, 0, 50, (0.5, 1.0))
+    mixed = ShardStream(both.urls, SETTINGS)
     keys = [s.key for s in mixed.one_pass(0, 1, 0)]
     assert len(keys) == len(drawn) + 20 and set(drawn) <= set(keys)
     manifest = json.loads((other / "manifest.json").read_text())

@@ -17,7 +17,7 @@ from PIL import Image
 
 from toolbox.errors import UserError
 from synthetic_shards import write_synthetic_shards
-from trainer.data.stream import ShardStream, collate, make_loader, open_shards, to_device
+from trainer.data.stream import ShardStream, StreamSettings, collate, make_loader, open_shards, to_device
 from trainer.data.device_decode import decode_crops, device_decode, jpeg_box
 from trainer.data.transforms import crop_box, normalize, train_crop, train_transform
 
@@ -89,9 +89,9 @@ def test_gpu_decode_falls_back_to_the_workers_without_cuda(caplog) -> None:
 
 def stream(shards: Path, on_device: bool, skip: int = 0, drawn: dict[int, int] | None = None) -> ShardStream:
     s = open_shards(shards)
-    return ShardStream(s.urls, 0, 1, epoch=0, seed=3, batch_size=8, image_size=48, max_len=30, pad_id=0,
-                       shuffle_buffer=50, crop_scale=(0.5, 1.0), skip_batches=skip, drawn=drawn,
-                       device_decode=on_device)
+    settings = StreamSettings(batch_size=8, image_size=48, max_len=30, seed=3, shuffle_buffer=50,
+                              device_decode=on_device)
+    return ShardStream(s.urls, settings, skip_batches=skip, drawn=drawn)
 
 
 def test_device_batches_equal_worker_batches_and_resume_exactly(tmp_path: Path) -> None:

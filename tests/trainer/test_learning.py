@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data.stream import ShardStream, open_shards
+from trainer.data.stream import ShardStream, StreamSettings, open_shards
 from trainer.engine.metrics import read_metrics
 from trainer.model.posmask import load_pretrained
 from trainer.data.transforms import normalize
@@ -43,8 +43,9 @@ def itm_ranking_accuracy(run: Path, shards: Path) -> float:
     image of the batch (VALSE-style pairwise accuracy; chance 0.5)."""
     model = load_pretrained(run)
     s = open_shards(shards)
-    stream = ShardStream(s.urls, 0, 1, epoch=99, seed=7, batch_size=64, image_size=model.config.image_size,
-                         max_len=30, pad_id=0, shuffle_buffer=500, crop_scale=(0.9, 1.0))
+    settings = StreamSettings(batch_size=64, image_size=model.config.image_size, max_len=30, seed=7,
+                              shuffle_buffer=500, crop_scale=(0.9, 1.0))
+    stream = ShardStream(s.urls, settings, epoch=99)
     wins, total = 0.0, 0
     for batch in itertools.islice(iter(stream), 3):
         images, _ = model.encode_image(normalize(batch["pixels"]))

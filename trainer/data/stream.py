@@ -206,21 +206,34 @@ def pair_up(samples: Iterator[Sample], window: int = PAIR_WINDOW) -> Iterator[li
     yield from ([sample] for sample in waiting.values())
 
 
-class ShardStream(IterableDataset):
-    """An endless stream of collated batches for one rank and one epoch (see module doc)."""
+@dataclass(frozen=True)
+class StreamSettings:
+    """What a run's streams make of the samples, the same for every rank and epoch: batches of `batch_size`
+    crops of `image_size` px (`crop_scale`, `augment`: trainer.data.transforms) or JPEGs for the device
+    (`device_decode`), captions cut to `max_len` and padded with `pad_id` to the longest or to `pad_to`, drawn
+    through a shuffle buffer of `shuffle_buffer` samples seeded by `seed`."""
 
-    def __init__(self, urls: tuple[str, ...], rank: int, world_size: int, epoch: int, seed: int,
-                 batch_size: int, image_size: int, max_len: int, pad_id: int, shuffle_buffer: int,
-                 crop_scale: tuple[float, float], skip_batches: int = 0, pad_to: int | None = None,
-                 drawn: Mapping[int, int] | None = None, augment: str = "crop", device_decode: bool = False) -> None:
+    batch_size: int
+    image_size: int
+    max_len: int
+    seed: int = 0
+    pad_id: int = 0
+    shuffle_buffer: int = 2000
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    augment: str = "crop"
+    device_decode: bool = False
+    pad_to: int | None = None
+
+
+class ShardStream(IterableDataset):
+    """An endless stream of collated batches for one rank and one epoch (see module doc). `skip_batches` and
+    `drawn` place a resumed stream: the samples each worker role had drawn (None: assume full batches)."""
+
+    def __init__(self, urls: tuple[str, ...], settings: StreamSettings, rank: int = 0, world_size: int = 1,
+                 epoch: int = 0, skip_batches: int = 0, drawn: Mapping[int, int] | None = None) -> None:
         super().__init__()
-        self.augment = augment  # trainer.data.transforms.AUGMENTS
-        self.device_decode = device_decode  # JPEGs go to the device undecoded (trainer.data.device_decode)
-        self.urls, self.rank, self.world_size, self.epoch, self.seed = urls, rank, world_size, epoch, seed
-        self.batch_size, self.image_size, self.max_len, self.pad_id = batch_size, image_size, max_len, pad_id
-        self.shuffle_buffer, self.crop_scale, self.skip_batches, self.pad_to = (
-            shuffle_buffer, crop_scale, skip_batches, pad_to)
-        self.drawn = drawn  # samples each worker role had drawn at skip_batches (None: assume full batches)
+        self.urls, self.settings, self.rank, self.world_size, self.epoch = urls, settings, rank, world_size, epoch
+        self.skip_batches, self.drawn = skip_batches, drawn
         self.corrupt = 0
 
     def _raw_samples(self, consumer: int, consumers: int) -> Iterator[Sample]:
@@ -236,7 +249,7 @@ class ShardStream(IterableDataset):
         import webdataset as wds
 
         order = list(self.urls)
-        random.Random(f"{self.seed}-{self.epoch}-{npass}").shuffle(order)
+        random.Random(f"{self.settings.seed}-{self.epoch}-{npass}").shuffle(order)
         split_by_shard = len(order) >= consumers
         mine = order[consumer::consumers] if split_by_shard else order
         stream = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=self._bad_tar))
@@ -260,7 +273,7 @@ class ShardStream(IterableDataset):
         the two samples of a pair leave it one after the other."""
         buffer: list[list[Sample]] = []
         for unit in pair_up(samples):
-            if len(buffer) < self.shuffle_buffer:
+            if len(buffer) < self.settings.shuffle_buffer:
                 buffer.append(unit)
                 continue
             i = rng.randrange(len(buffer))
@@ -269,11 +282,11 @@ class ShardStream(IterableDataset):
 
     def _image(self, sample: Sample, rng: random.Random) -> dict[str, Any]:
         """`pixels`: the uint8 crop, decoded here; or, for the device, the `jpeg` and its crop `box`."""
-        if self.device_decode and sample.image_bytes is not None:
-            box = jpeg_box(sample.image_bytes, rng, self.crop_scale)
+        if self.settings.device_decode and sample.image_bytes is not None:
+            box = jpeg_box(sample.image_bytes, rng, self.settings.crop_scale)
             if box is not None:
                 return {"jpeg": sample.image_bytes, "box": box}
-        return {"pixels": train_crop(decode_image(sample), self.image_size, rng, self.crop_scale, self.augment)}
+        return {"pixels": train_crop(decode_image(sample), self.settings.image_size, rng, self.settings.crop_scale, self.settings.augment)}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -284,15 +297,15 @@ class ShardStream(IterableDataset):
         if self.drawn is not None:
             count = self.drawn.get(role, 0)
         else:
-            count = self.batch_size * max(0, (self.skip_batches - role + nworkers - 1) // nworkers)
+            count = self.settings.batch_size * max(0, (self.skip_batches - role + nworkers - 1) // nworkers)
         consumer, consumers = self.rank * nworkers + role, self.world_size * nworkers
-        tag = f"{self.seed}-{self.epoch}-{self.rank}-{role}"
+        tag = f"{self.settings.seed}-{self.epoch}-{self.rank}-{role}"
         samples = self._shuffled(self._raw_samples(consumer, consumers), random.Random(tag))
         for _ in range(count):
             next(samples)
         while True:
             items: list[dict[str, Any]] = []
-            while len(items) < self.batch_size:
+            while len(items) < self.settings.batch_size:
                 sample = next(samples)
                 count += 1
                 try:  # decode the image last, with a crop seeded by the sample's place in the stream
@@ -301,10 +314,10 @@ class ShardStream(IterableDataset):
                     self.corrupt += 1
                     log.warning("skipping sample %s with a bad image: %s", sample.key, err)
                     continue
-                ids, pos, word = truncate(sample, self.max_len)
+                ids, pos, word = truncate(sample, self.settings.max_len)
                 items.append({**image, "ids": ids, "pos": pos, "word": word,
                               "image_id": image_id_hash(sample.meta.get("image_id", sample.key))})
-            batch = collate(items, self.pad_id, self.pad_to, self.image_size)
+            batch = collate(items, self.settings.pad_id, self.settings.pad_to, self.settings.image_size)
             batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker
             batch["drawn"] = torch.tensor(count)  # samples this worker role has drawn in this epoch
             yield batch
@@ -315,4 +328,4 @@ def make_loader(stream: ShardStream, workers: int, pin_memory: bool) -> DataLoad
     # Its own generator: creating an iterator must not draw from the global RNG (exact resume).
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers > 0 else None, persistent_workers=False,
-                      generator=torch.Generator().manual_seed(stream.seed + stream.epoch))
+                      generator=torch.Generator().manual_seed(stream.settings.seed + stream.epoch))
