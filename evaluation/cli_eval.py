@@ -7,30 +7,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evaluation.core.items import ITEM_FILES
-from evaluation.core.runs import TASKS
 from toolbox.errors import UserError
 from shards.manifest import CAPTIONS_NAME
 from trainer.engine.launch import add_launch_options
+from evaluation.core.defaults import SCENES_EVAL, SCENES_EVAL_TAGS
+from trainer.run_dir import EVAL_TASKS, MODEL_CONFIG, MODEL_WEIGHTS, EvalDir, RunDir
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
-DEFAULT_SCENES = "data/scenes/eval"
-VQA_RUN = "vqa_finetune"  # under the results folder: the fine-tune's checkpoint and metrics.jsonl
-PROBE_TAG_DIRS: tuple[str, ...] = ("data/shards/scenes-eval", "data/shards/eval")  # where `make demo` tags eval captions
 log = logging.getLogger("evaluation")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `posmask eval`."""
     parser.add_argument("--run", "--run-dir", dest="run_dir", metavar="RUN", required=True,
-                        help="run directory (model.safetensors + config.json)")
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
+                        help=f"run directory ({MODEL_WEIGHTS} + {MODEL_CONFIG})")
+    parser.add_argument("--tasks", default=",".join(EVAL_TASKS),
+                        help=f"comma-separated subset of {','.join(EVAL_TASKS)}")
     parser.add_argument("--data", help="one task: its annotation file or folder (retrieval JSON, VALSE folder or "
                         "file, VQA folder, COCO captions JSON for the probe); several tasks: a folder laid out like "
                         "the scenes eval set. Default: the scenes eval set")
     parser.add_argument("--images", help="image root; for VALSE also SOURCE=DIR,... with sources coco2017, "
                         "coco2014, visual7w, swig, visdial (a bare DIR serves every source)")
-    parser.add_argument("--scenes", default=DEFAULT_SCENES, help=f"scenes eval folder (default {DEFAULT_SCENES})")
+    parser.add_argument("--scenes", default=SCENES_EVAL, help=f"scenes eval folder (default {SCENES_EVAL})")
     parser.add_argument("--out", help="results folder (default RUN/eval)")
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch when encoding (default 64)")
@@ -69,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vqa-eval-limit", type=int, help="predict a seeded random subset of N evaluation questions")
     g = parser.add_argument_group("probe")
     g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions; "
-                   f"default: DATA/tags, then {', '.join(PROBE_TAG_DIRS)}")
+                   f"default: DATA/tags, then {', '.join(SCENES_EVAL_TAGS)}")
     g.add_argument("--probe-per-image", type=int, default=5, help="captions probed per image (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's perturbations and VQA fine-tuning")
 
@@ -77,9 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_tasks(spec: str) -> list[str]:
     """Validated task list in the given order."""
     tasks = [t.strip().lower() for t in spec.split(",") if t.strip()]
-    bad = [t for t in tasks if t not in TASKS]
+    bad = [t for t in tasks if t not in EVAL_TASKS]
     if bad or not tasks:
-        raise UserError(f"--tasks: unknown {bad or spec!r}; valid: {','.join(TASKS)}")
+        raise UserError(f"--tasks: unknown {bad or spec!r}; valid: {','.join(EVAL_TASKS)}")
     return list(dict.fromkeys(tasks))
 
 
@@ -127,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     launch = launch_from_args(args, args.gpus)
     if launch.multiprocess and not under_torchrun():
         return launch_torchrun(launch, args.argv)
-    from evaluation.core.common import load_model, pick_device, write_result
+    from evaluation.core.common import load_model, write_result
+    from toolbox.devices import pick_device
 
     info = setup(pick_device(args.device).type == "cuda")
     if info.world_size > 1:  # VQA uses every process; the zero-shot tasks run on rank 0 afterwards
@@ -139,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = {t: task_inputs(t, args, several) for t in tasks}  # check paths before loading the model
     if "probe" in inputs:
         probe_tags(args, inputs["probe"])
-    out_dir = Path(args.out) if args.out else run_dir / "eval"
+    out_dir = EvalDir(args.out) if args.out else RunDir(run_dir).eval
     model = load_model(run_dir, device)
     log.info("evaluating %s on %s (%s)", run_dir, device, ",".join(tasks))
     summary: dict[str, Any] = {}
@@ -153,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                            "images": str(inputs[task]["images"]), "device": str(device),
                            "seconds": round(time.time() - start, 1)})
             if info.is_main:
-                write_result(out_dir / f"{task}.json", result)
+                write_result(out_dir.result(task), result)
             summary[task] = result
             if task == "vqa" and task != tasks[-1]:
                 model = load_model(run_dir, device)  # fine-tuning changed the weights: reload for zero-shot tasks
@@ -172,7 +171,7 @@ def _retrieval(model, inp, args, info, out_dir) -> dict[str, Any]:
     result, items = evaluate_retrieval(model, data, info.device, k=args.k, batch_size=args.batch_size,
                                        itm_batch_size=args.itm_batch_size, ties=args.ties, workers=args.workers,
                                        rerank_score=args.rerank_score)
-    write_result(out_dir / ITEM_FILES["retrieval"], items)
+    write_result(out_dir.items("retrieval"), items)
     return result
 
 
@@ -185,7 +184,7 @@ def _valse(model, inp, args, info, out_dir) -> dict[str, Any]:
     result, rows = evaluate_valse(model, pieces, roots, info.device, batch_size=max(1, args.batch_size // 2),
                                   workers=args.workers, convention=args.valse_convention)
     result["valid_only"] = not args.valse_all
-    write_result(out_dir / ITEM_FILES["valse"], rows)
+    write_result(out_dir.items("valse"), rows)
     return result
 
 
@@ -206,29 +205,30 @@ def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
                            batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
                            eval_batch_size=args.batch_size)
-    backbone = f"{args.run_dir}/model.safetensors sha256 {sha256_file(Path(args.run_dir) / 'model.safetensors')}"
-    result, predictions, items = run_vqa(model, train, evals, vocab, settings, info, out_dir / VQA_RUN, backbone)
+    weights = RunDir(args.run_dir).model
+    backbone = f"{weights} sha256 {sha256_file(weights)}"
+    result, predictions, items = run_vqa(model, train, evals, vocab, settings, info, out_dir.vqa_finetune, backbone)
     if not info.is_main:
         return None
-    name = f"vqa_predictions_{args.vqa_eval_split}.json"
-    write_result(out_dir / name, predictions)
-    result["predictions"] = name
+    predictions_file = out_dir.vqa_predictions(args.vqa_eval_split)
+    write_result(predictions_file, predictions)
+    result["predictions"] = predictions_file.name
     if items:
-        write_result(out_dir / ITEM_FILES["vqa"], items)
+        write_result(out_dir.items("vqa"), items)
     return result
 
 
 def probe_tags(args: argparse.Namespace, inp: dict[str, Any]) -> str:
-    """The probe's UPOS tags: --probe-tags, else DATA/tags (or a captions.parquet beside), else PROBE_TAG_DIRS."""
+    """The probe's UPOS tags: --probe-tags, else DATA/tags (or a captions.parquet beside), else SCENES_EVAL_TAGS."""
     if args.probe_tags:
         return args.probe_tags
     layout = inp["layout"]
     candidates = ([layout / "tags", layout / CAPTIONS_NAME, layout / "shards"] if layout else []) + \
-        [Path(p) for p in PROBE_TAG_DIRS]
+        [Path(p) for p in SCENES_EVAL_TAGS]
     tags = next((str(c) for c in candidates if (c / CAPTIONS_NAME).is_file() or c.is_file()), None)
     if tags is None:
         raise UserError(f"probe: no UPOS tags found for {inp['data']}; tag them with `posmask tag-shards --format coco "
-                        f"--src {inp['data']} --images {inp['images']} --out {PROBE_TAG_DIRS[0]}` "
+                        f"--src {inp['data']} --images {inp['images']} --out {SCENES_EVAL_TAGS[0]}` "
                         "(or pass --probe-tags DIR), or leave probe out of --tasks")
     return tags
 
@@ -242,14 +242,14 @@ def _probe(model, inp, args, info, out_dir) -> dict[str, Any]:
     result, per_item = run_probe(model, items, info.device, seed=args.seed, batch_size=max(1, args.batch_size // 2),
                                  workers=args.workers)
     result["tags"] = str(tags)
-    write_result(out_dir / ITEM_FILES["probe"], per_item)
+    write_result(out_dir.items("probe"), per_item)
     return result
 
 
 RUNNERS = {"retrieval": _retrieval, "valse": _valse, "vqa": _vqa, "probe": _probe}
 
 
-def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+def print_summary(summary: dict[str, Any], out_dir: EvalDir) -> None:
     """A few headline numbers on stdout."""
     lines = []
     if "retrieval" in summary:
@@ -271,4 +271,4 @@ def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
                          for c in summary["probe"]["pos_classes"])
         lines.append(f"probe      p(original) {v['original'].get('mean_match_prob', float('nan')):.2f}  "
                      f"POS swap, original wins %: {wins}")
-    print("\n".join(lines + [f"results in {out_dir}"]))
+    print("\n".join(lines + [f"results in {out_dir.path}"]))

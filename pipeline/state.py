@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.writer import WORK_DIR
 from toolbox.atomic import atomic_write_json
 from toolbox.errors import UserError
+from toolbox.stage import canonical, changes, check_same
 from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, MANIFEST_NAME, REJECTS_NAME, SHARDS_DIR
 
 log = logging.getLogger(__name__)
@@ -17,17 +18,6 @@ log = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 OUR_FILES: tuple[str, ...] = (MANIFEST_NAME, CAPTIONS_NAME, REJECTS_NAME, f"{HISTOGRAM_NAME}.json",
                               f"{HISTOGRAM_NAME}.png", SHARDS_DIR, WORK_DIR)
-
-
-def canonical(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as it reads back from JSON (tuples become lists), for comparison."""
-    return json.loads(json.dumps(config, sort_keys=True))
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """'key: old -> new' for the first few differing keys."""
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4])
 
 
 def wipe(out: Path) -> None:
@@ -68,9 +58,8 @@ def check_out(out: Path, config: dict[str, Any], overwrite: bool) -> str:
     if state == "unknown":
         raise UserError(f"--out {out} is not empty and not a finished or resumable tag-shards output; "
                         "choose another --out or pass --overwrite")
-    elif state != "new" and old != config:
-        raise UserError(f"--out {out} was made with a different config ({_differences(old or {}, config)}); "
-                        "pass --overwrite to replace it, or choose another --out")
+    check_same(old, config, lambda keys: f"--out {out} was made with a different config "
+               f"({changes(old or {}, config, keys)}); pass --overwrite to replace it, or choose another --out")
     return state
 
 

@@ -5,6 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from evaluation.core.defaults import DEFAULT_REFERENCE
 from toolbox.errors import UserError
 from trainer.engine.launch import add_launch_options
 
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--tasks", help="evaluation tasks, comma-separated (default: the grid's)")
     add("--data", help="evaluation data for every task (`posmask eval --data`); default: the scenes eval set")
     add("--images", help="image root(s) for every task (`posmask eval --images`)")
-    add("--reference", default="random 0.15", help="the row every other is compared with (default random 0.15)")
+    add("--reference", default=DEFAULT_REFERENCE,
+        help=f"the row every other is compared with (default {DEFAULT_REFERENCE})")
     add("--with-thesis", action="store_true", help="the thesis's published numbers under Tables 4.1-4.5")
     add_launch_options(parser)  # several machines: the same study on each, every run spanning them all
 
@@ -36,8 +38,9 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     """Validated study settings."""
     import os
 
-    from study.grid import TASKS, grid_path
+    from study.grid import grid_path
     from study.plan import Settings
+    from trainer.run_dir import EVAL_TASKS
     from trainer.engine.launch import launch_from_args
 
     for name in ("seeds", "gpus_per_run", "parallel"):
@@ -50,9 +53,9 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     tasks = None
     if args.tasks:
         tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-        bad = [t for t in tasks if t not in TASKS]
+        bad = [t for t in tasks if t not in EVAL_TASKS]
         if bad or not tasks:
-            raise UserError(f"--tasks {args.tasks!r}: valid tasks are {', '.join(TASKS)}")
+            raise UserError(f"--tasks {args.tasks!r}: valid tasks are {', '.join(EVAL_TASKS)}")
     launch = launch_from_args(args, 1)  # checks the flags
     if launch.nnodes > 1 and os.environ.get("RAY_ADDRESS"):
         raise UserError("--nnodes > 1 runs the same study on every machine; with RAY_ADDRESS, Ray places the runs "

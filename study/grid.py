@@ -22,17 +22,18 @@ from __future__ import annotations
 import argparse
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolbox.errors import UserError
+from trainer.run_dir import EVAL_TASKS
 
 GRIDS_DIR = Path(__file__).resolve().parents[1] / "grids"
-TASKS = ("retrieval", "valse", "vqa", "probe")
 STUDY_KEYS = ("tasks", "probe", "eval")  # what a grid may say besides `posmask pretrain` options
-RUNNER_OWNED = ("run", "gpus", "nproc", "cpu", "master_port")  # set by the study runner, per run
+RUNNER_OWNED = ("run", "gpus", "nproc", "cpu", "config", "nnodes", "node_rank", "master_addr", "master_port")
+"""Set by the study runner, per run (trainer.cli.RUNNER_OPTIONS and the run folder)."""
 EVAL_RUNNER_OWNED = ("run_dir", "tasks", "out", "gpus", "master_port")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=>@-]*")
 
@@ -65,19 +66,55 @@ def grid_path(spec: str) -> Path:
     return path
 
 
-def parser_dests(add_arguments) -> dict[str, argparse.Action]:
-    """The options of a `posmask` subcommand by dest name."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_arguments(parser)
-    return {a.dest: a for a in parser._actions}
+@dataclass(frozen=True)
+class Command:
+    """A `posmask` subcommand's options as a grid names them: `required` is what a parse needs besides them."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    required: tuple[str, ...] = ()
+
+    def parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        self.add_arguments(parser)
+        return parser
+
+    def defaults(self) -> dict[str, Any]:
+        """Every option by dest name, with its default."""
+        return vars(self.parser().parse_args(list(self.required)))
+
+    def parse(self, where: str, options: Mapping[str, Any]) -> argparse.Namespace:
+        """`options` parsed as the command line would parse them; a bad value is one line naming `where`."""
+        defaults = self.defaults()
+        for key, value in options.items():
+            if isinstance(defaults.get(key), bool) and not isinstance(value, bool):
+                raise UserError(f"{where}: {key} must be true or false (got {value!r})")
+            if isinstance(value, (dict, list)):
+                raise UserError(f"{where}: {key} must be a single value (got {value!r})")
+        try:
+            return self.parser().parse_args([*self.required, *to_argv(options)])
+        except argparse.ArgumentError as err:
+            raise UserError(f"{where}: {err}") from None
 
 
-def to_argv(options: Mapping[str, Any], actions: Mapping[str, argparse.Action]) -> list[str]:
-    """`--flag value` for each option (switches: the bare flag when true)."""
+def pretrain_command() -> Command:
+    from trainer.cli import add_arguments
+
+    return Command(add_arguments)
+
+
+def eval_command() -> Command:
+    from evaluation.cli_eval import add_arguments
+
+    return Command(add_arguments, ("--run", "RUN"))
+
+
+def to_argv(options: Mapping[str, Any]) -> list[str]:
+    """`--flag value` for each option, the flag being the option's name with dashes (switches, given as true or
+    false: the bare flag when true)."""
     argv: list[str] = []
     for key, value in options.items():
-        flag = actions[key].option_strings[0]
-        if isinstance(actions[key], argparse._StoreTrueAction):
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
             argv += [flag] if value else []
         else:
             argv += [flag, str(value)]
@@ -90,45 +127,28 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
         raise UserError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(allowed))}")
 
 
-def _check_values(where: str, options: Mapping[str, Any], actions: Mapping[str, argparse.Action]) -> None:
-    for key, value in options.items():
-        action = actions[key]
-        if isinstance(action, argparse._StoreTrueAction):
-            if not isinstance(value, bool):
-                raise UserError(f"{where}: {key} must be true or false (got {value!r})")
-        elif isinstance(value, (dict, list)):
-            raise UserError(f"{where}: {key} must be a single value (got {value!r})")
-        elif action.type is not None:
-            try:
-                action.type(str(value))
-            except (TypeError, ValueError):
-                raise UserError(f"{where}: {key} = {value!r} is not a valid {action.type.__name__}") from None
-        if action.choices and value not in action.choices:
-            raise UserError(f"{where}: {key} = {value!r}; valid: {', '.join(map(str, action.choices))}")
-
-
-def _eval_tables(where: str, table: Mapping[str, Any], eval_actions: Mapping[str, argparse.Action]
+def _eval_tables(where: str, table: Mapping[str, Any], command: Command
                  ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The `eval` table: options for every task, and per-task sub-tables."""
-    allowed = set(eval_actions) - set(EVAL_RUNNER_OWNED)
-    common = {k: v for k, v in table.items() if k not in TASKS}
+    allowed = set(command.defaults()) - set(EVAL_RUNNER_OWNED)
+    common = {k: v for k, v in table.items() if k not in EVAL_TASKS}
     _check_keys(f"{where}.eval", common, allowed)
-    _check_values(f"{where}.eval", common, eval_actions)
+    command.parse(f"{where}.eval", common)
     per_task = {}
-    for task in TASKS:
+    for task in EVAL_TASKS:
         sub = table.get(task, {})
         if not isinstance(sub, dict):
             raise UserError(f"{where}.eval.{task}: must be a table of `posmask eval` options")
         _check_keys(f"{where}.eval.{task}", sub, allowed)
-        _check_values(f"{where}.eval.{task}", sub, eval_actions)
+        command.parse(f"{where}.eval.{task}", sub)
         per_task[task] = dict(sub)
     return common, per_task
 
 
 def _tasks(where: str, table: Mapping[str, Any]) -> tuple[str, ...]:
-    tasks = table.get("tasks", list(TASKS[:3]))
-    if not isinstance(tasks, list) or any(t not in TASKS for t in tasks):
-        raise UserError(f"{where}: tasks must be a list of {', '.join(TASKS)} (got {tasks!r})")
+    tasks = table.get("tasks", list(EVAL_TASKS[:3]))
+    if not isinstance(tasks, list) or any(t not in EVAL_TASKS for t in tasks):
+        raise UserError(f"{where}: tasks must be a list of {', '.join(EVAL_TASKS)} (got {tasks!r})")
     if table.get("probe") and "probe" not in tasks:
         tasks = tasks + ["probe"]
     return tuple(dict.fromkeys(tasks))
@@ -139,7 +159,7 @@ def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     merged = {**base, **top}
     if "eval" in base or "eval" in top:
         evals = {**base.get("eval", {}), **top.get("eval", {})}
-        for task in TASKS:
+        for task in EVAL_TASKS:
             if task in base.get("eval", {}) or task in top.get("eval", {}):
                 evals[task] = {**base.get("eval", {}).get(task, {}), **top.get("eval", {}).get(task, {})}
         merged["eval"] = evals
@@ -148,16 +168,13 @@ def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_grid(spec: str, preset: str | None = None) -> Grid:
     """Read and check a grid; `preset` (the command line's PRESET) selects its `[preset.NAME]` table."""
-    from trainer.cli import add_arguments as pretrain_arguments
-    from evaluation.cli_eval import add_arguments as eval_arguments
-
     path = grid_path(spec)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise UserError(f"{path}: not a readable TOML grid ({err})") from None
-    actions, eval_actions = parser_dests(pretrain_arguments), parser_dests(eval_arguments)
-    allowed = (set(actions) - set(RUNNER_OWNED) - {"help"}) | set(STUDY_KEYS)
+    pretrain, evaluate = pretrain_command(), eval_command()
+    allowed = (set(pretrain.defaults()) - set(RUNNER_OWNED)) | set(STUDY_KEYS)
     _check_keys(str(path), data, {"defaults", "preset", "run"})
     defaults, presets, runs = data.get("defaults", {}), data.get("preset", {}), data.get("run", [])
     if not isinstance(defaults, dict) or not isinstance(presets, dict) or not isinstance(runs, list) or not runs:
@@ -181,9 +198,9 @@ def load_grid(spec: str, preset: str | None = None) -> Grid:
         merged = _merge(_merge(defaults, presets.get(chosen, {})), {k: v for k, v in run.items() if k != "name"})
         if preset:
             merged["preset"] = preset
-        common, per_task = _eval_tables(where, merged.get("eval", {}), eval_actions)
+        common, per_task = _eval_tables(where, merged.get("eval", {}), evaluate)
         options = {k: v for k, v in merged.items() if k not in STUDY_KEYS}
-        _check_values(where, options, actions)
+        pretrain.parse(where, options)
         if "pos" not in options and "curriculum" not in options:
             raise UserError(f"{where}: needs pos (e.g. pos = \"DET\")")
         entries.append(Entry(name, options, _tasks(where, merged), common, per_task))

@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from study.grid import Entry, Grid, parser_dests, to_argv
+from evaluation.core.defaults import DEFAULT_REFERENCE
+from study.grid import Entry, Grid, pretrain_command, to_argv
+from toolbox.errors import UserError
+from trainer.config import DEFAULT_SEED, TrainConfig
+from trainer.run_dir import EVAL_TASKS
 
-DEFAULT_SEED = 42  # TrainConfig's
+PLANS_DIR = "plans"  # OUT/plans/NAME.json: each run's config, as `posmask pretrain --config` reads it
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class Settings:
     gpus: int = 0  # GPUs on this node (0: CPU)
     gpus_per_run: int = 1
     parallel: int = 1  # runs at once on CPU
-    reference: str = "random 0.15"
+    reference: str = DEFAULT_REFERENCE
     with_thesis: bool = False
     nnodes: int = 1  # several machines: every run spans them all (the same study on each, NODE_RANK each)
     node_rank: int = 0
@@ -45,6 +49,8 @@ class Step:
     argv: list[str]  # the posmask command line, without the program
     distributed: bool = False  # runs on every node of a multi-node study (pre-training, VQA fine-tuning)
     launch: tuple[str, ...] = ()  # this node's torchrun rendezvous flags (not part of what the step computes)
+    config: TrainConfig | None = None  # pre-training: the run's config, written to `config_path` before it runs
+    config_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ class Job:
     seed: int
     run_dir: Path
     steps: list[Step] = field(default_factory=list)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's config (its pre-training step's)."""
+        return next(s.config for s in self.steps if s.config is not None)
 
 
 def pretrain_options(entry: Entry, settings: Settings) -> dict[str, Any]:
@@ -69,28 +80,40 @@ def seeds_of(entry: Entry, settings: Settings) -> list[int]:
     return [base + k for k in range(settings.seeds)]
 
 
-def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
-    """Every entry x seed, in grid order (seed-major within an entry)."""
-    from evaluation.cli_eval import add_arguments as eval_arguments
-    from trainer.cli import add_arguments as pretrain_arguments
+def run_config(grid: Grid, entry: Entry, options: dict[str, Any]) -> TrainConfig:
+    """The typed config of one run, resolved once from the entry's options as `posmask pretrain` resolves its
+    flags; a bad entry is one line naming the grid file and the entry."""
+    from trainer.cli import build_config
 
-    pretrain_actions, eval_actions = parser_dests(pretrain_arguments), parser_dests(eval_arguments)
+    where = f"{grid.path} [[run]] {entry.name!r}"
+    if "shards" not in options:
+        raise UserError(f"{where}: no shards; give SHARDS=... (or shards = in the grid)")
+    namespace = pretrain_command().parse(where, options)
+    try:
+        return build_config(namespace)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
+    """Every entry x seed, in grid order (seed-major within an entry), each run's config resolved and checked."""
     jobs = []
     for entry in grid.entries:
         seeds = seeds_of(entry, settings)
         for k, seed in enumerate(seeds, start=1):
             name = entry.name if len(seeds) == 1 else f"{entry.name}-seed{k}"
             run_dir = settings.out / "runs" / name
-            options = {**pretrain_options(entry, settings), "seed": seed}
-            steps = [Step("pretrain", ["pretrain", *to_argv(options, pretrain_actions), "--run", str(run_dir),
-                                       *gpu_flags(settings)], distributed=True, launch=node_flags(settings))]
+            config = run_config(grid, entry, {**pretrain_options(entry, settings), "seed": seed, "run": str(run_dir)})
+            plan = settings.out / PLANS_DIR / f"{name}.json"
+            steps = [Step("pretrain", ["pretrain", "--config", str(plan), *gpu_flags(settings)], distributed=True,
+                          launch=node_flags(settings), config=config, config_path=plan)]
             for task in settings.tasks or entry.tasks:
                 eval_options = {"seed": seed, **entry.eval_options, **entry.task_options.get(task, {})}
                 for key in ("data", "images"):
                     given = per_task(getattr(settings, key))
                     if task in given or "*" in given:
                         eval_options[key] = given.get(task, given.get("*"))
-                argv = ["eval", "--run", str(run_dir), "--tasks", task, *to_argv(eval_options, eval_actions)]
+                argv = ["eval", "--run", str(run_dir), "--tasks", task, *to_argv(eval_options)]
                 vqa = task == "vqa"
                 steps.append(Step(f"eval:{task}", argv + (gpu_flags(settings) if vqa else []), distributed=vqa,
                                   launch=node_flags(settings) if vqa else ()))
@@ -100,14 +123,12 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
 
 def per_task(value: str | None) -> dict[str, str]:
     """`DIR` for every task, or `retrieval:FILE;valse:DIR;vqa:DIR` for each its own ({"*": DIR} / {task: ...})."""
-    from study.grid import TASKS
-
     if not value:
         return {}
     parts = {}
     for segment in filter(None, (s.strip() for s in value.split(";"))):
         task, sep, rest = segment.partition(":")
-        parts[task if sep and task in TASKS else "*"] = rest if sep and task in TASKS else segment
+        parts[task if sep and task in EVAL_TASKS else "*"] = rest if sep and task in EVAL_TASKS else segment
     return parts
 
 

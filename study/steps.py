@@ -1,10 +1,8 @@
 """Running one job's steps as `posmask` subprocesses, each skipped when its output is complete and was made
-by the same configuration: a pre-training run by its run record (`run_config.json`) and `summary.json`, an
-evaluation by its result file and a stamp of its command line and of the model it scored."""
+by the same configuration (toolbox.stage): a pre-training run by its run record and its finished mark
+(trainer.run_dir), an evaluation by its result file and a stamp of its command line and of the model it scored."""
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import signal
@@ -17,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from toolbox.atomic import atomic_write_json, sha256_file
-from toolbox.errors import UserError
+from toolbox.errors import EXIT_INTERRUPTED
+from toolbox.stage import check_same, read_json
 from study.plan import Job, Step
+from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 RESULT_NEUTRAL = ("log_every", "ckpt_every", "peak_tflops", "run")  # run_config keys that do not change results
-EXIT_INTERRUPTED = 143
 FOLLOWER_POLL_SECONDS = 5.0
 
 
@@ -36,70 +35,42 @@ class StepResult:
     where: str = ""  # the Ray node that ran it ("" on this node)
 
 
-def planned_config(argv: list[str]) -> dict[str, Any]:
-    """The run record `posmask pretrain <argv>` would write (parsed and resolved, nothing run)."""
-    from trainer.cli import add_arguments, build_config
-
-    parser = argparse.ArgumentParser(prog="posmask pretrain", exit_on_error=False)
-    add_arguments(parser)
-    try:
-        args = parser.parse_args(argv[1:])
-    except argparse.ArgumentError as err:
-        raise UserError(str(err)) from None
-    return build_config(args).to_dict()
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in RESULT_NEUTRAL}
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    a, b = _comparable(old), _comparable(new)
-    return sorted(k for k in set(a) | set(b) if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True))
-
-
 def pretrain_done(job: Job, step: Step) -> bool:
     """True when the run finished with this configuration; UserError when its folder holds another run."""
     from trainer.config import read_run_config
 
-    if not (job.run_dir / "run_config.json").is_file():
+    run = RunDir(job.run_dir)
+    record = read_run_config(run.path)  # settings added since the run was made read as their defaults
+    if record is None or step.config is None:
         return False
-    record = read_run_config(job.run_dir)  # settings added since the run was made read as their defaults
-    if record is None:
-        return False
-    planned = planned_config(step.argv)
-    old = record.to_dict()
-    old["model"] = {**old["model"], **{k: planned["model"][k] for k in ("vocab_size", "pad_id")}}  # from the vocab
-    diff = _differences(old, planned)
-    if diff:
-        raise UserError(f"{job.run_dir} holds a run made with other settings ({', '.join(diff)}); remove it or "
-                        "choose another OUT")
-    return (job.run_dir / "summary.json").is_file() and (job.run_dir / "model.safetensors").is_file()
+    check_same(record.to_dict(), step.config.to_dict(), lambda keys: f"{job.run_dir} holds a run made with other "
+               f"settings ({', '.join(keys)}); remove it or choose another OUT", ignore=RESULT_NEUTRAL)
+    return run.finished()
+
+
+def _task(step: Step) -> str:
+    return step.kind.split(":")[1]
 
 
 def eval_stamp_path(job: Job, step: Step) -> Path:
-    return job.run_dir / "eval" / f"study_{step.kind.split(':')[1]}.json"
+    return RunDir(job.run_dir).eval.study_stamp(_task(step))
 
 
 def failed_marker_path(job: Job, step: Step) -> Path:
     """Written by node 0 of a multi-node study when a step only it runs fails or stops: the others move on."""
-    return eval_stamp_path(job, step).with_suffix(".failed")
+    return RunDir(job.run_dir).eval.study_failed(_task(step))
 
 
 def eval_stamp(job: Job, step: Step) -> dict[str, Any]:
-    return {"argv": step.argv, "model_sha256": sha256_file(job.run_dir / "model.safetensors")}
+    return {"argv": step.argv, "model_sha256": sha256_file(RunDir(job.run_dir).model)}
 
 
 def eval_done(job: Job, step: Step) -> bool:
     """True when the task's result exists and was made by this command on this model."""
-    task = step.kind.split(":")[1]
     stamp = eval_stamp_path(job, step)
-    if not (job.run_dir / "eval" / f"{task}.json").is_file() or not stamp.is_file():
+    if not RunDir(job.run_dir).eval.result(_task(step)).is_file() or not stamp.is_file():
         return False
-    try:
-        return json.loads(stamp.read_text(encoding="utf-8")) == eval_stamp(job, step)
-    except (OSError, ValueError):
-        return False
+    return read_json(stamp) == eval_stamp(job, step)
 
 
 def is_done(job: Job, step: Step) -> bool:
@@ -149,6 +120,8 @@ class StepRunner:
             marker = failed_marker_path(job, step) if step.kind != "pretrain" and not self.follower else None
             if marker is not None:
                 marker.unlink(missing_ok=True)
+            if step.config is not None and step.config_path is not None:  # the run's config, as its command reads it
+                step.config.save(step.config_path)
             code = self._run(step, self.log_dir / f"{job.name}.log")
             elapsed = time.monotonic() - start
             if code != 0:

@@ -6,29 +6,11 @@ from pathlib import Path
 
 from toolbox.atomic import atomic_write_json
 from toolbox.errors import UserError
-from study.grid import Grid, load_grid, parser_dests, to_argv
-from study.plan import Settings, plan_jobs, pretrain_options
+from study.grid import load_grid
+from study.plan import Settings, plan_jobs
 from study.runner import run_jobs
-from study.steps import planned_config
 
 log = logging.getLogger("study")
-
-
-def check_grid(spec: str, settings: Settings) -> Grid:
-    """The grid, each entry resolved as `posmask pretrain` would resolve it (a bad mask or value: one line)."""
-    from trainer.cli import add_arguments
-
-    actions = parser_dests(add_arguments)
-    grid = load_grid(spec, settings.preset)
-    for entry in grid.entries:
-        options = pretrain_options(entry, settings)
-        if "shards" not in options:
-            raise UserError(f"{grid.path} [[run]] {entry.name!r}: no shards; give SHARDS=... (or shards = in the grid)")
-        try:
-            planned_config(["pretrain", *to_argv(options, actions)])
-        except UserError as err:
-            raise UserError(f"{grid.path} [[run]] {entry.name!r}: {err}") from None
-    return grid
 
 
 def run_study(spec: str, settings: Settings) -> Path:
@@ -36,12 +18,12 @@ def run_study(spec: str, settings: Settings) -> Path:
     from evaluation.report.build import build_report
     from evaluation.core.runs import load_run
 
-    grid = check_grid(spec, settings)
-    shards = {s for e in grid.entries for s in str(pretrain_options(e, settings)["shards"]).split(",")}
+    grid = load_grid(spec, settings.preset)
+    jobs = plan_jobs(grid, settings)  # every run's config resolved and checked before anything runs
+    shards = {s.strip() for j in jobs for s in j.config.shards.split(",") if s.strip()}
     missing = sorted(s for s in shards if not Path(s).is_dir())
     if missing:
         raise UserError(f"SHARDS {missing[0]}: no such directory (run `make tag-shards` first)")
-    jobs = plan_jobs(grid, settings)
     settings.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(settings.out / f"study{'-node%d' % settings.node_rank if settings.follower else ''}.json", {
         "grid": str(grid.path), "grid_text": grid.path.read_text(encoding="utf-8"),

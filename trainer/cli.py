@@ -5,6 +5,8 @@ import argparse
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
 
 from toolbox.errors import UserError
 from trainer.engine.launch import add_launch_options
@@ -21,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--ratio", type=float, help="masking probability per candidate, in (0, 1]; default 0.15 for random, "
                                     "0.7 for POS classes; not allowed with none")
     add("--preset", choices=("thesis", "tiny"), default="thesis", help="model and training defaults")
-    add("--shards", required=True, help="a finished `posmask tag-shards` output directory, or several "
-                                        "comma-separated (mixed in proportion to their sizes)")
+    add("--shards", help="a finished `posmask tag-shards` output directory, or several comma-separated (mixed in "
+                         "proportion to their sizes); required unless --config")
+    add("--config", metavar="FILE", help="a run config written by `posmask study` (TrainConfig as JSON), instead of "
+                                         "the configuration flags (only --gpus, --nproc, --cpu and the machine flags "
+                                         "may go with it)")
     add("--run", help="run directory (default runs/PRESET-POS-RATIO[-albef]); resumes when it holds a checkpoint")
     add("--gpus", type=int, default=1, help="GPUs on this node; >1 launches torchrun (NCCL)")
     add("--nproc", type=int, help="CPU processes; >1 launches torchrun with Gloo (tests, laptops)")
@@ -48,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--log-every", type=int)
     add("--ckpt-every", type=int)
     add("--compile", action="store_true", help="torch.compile the model (GPU)")
-    add("--peak-tflops", type=float, help="the accelerator's dense bf16 peak, for MFU in metrics.jsonl "
+    add("--peak-tflops", type=float, help="the accelerator's dense bf16 peak, for MFU in the metrics log "
                                           "(default: guessed from the GPU name)")
     add("--fp32", action="store_true", help="no bf16 autocast on GPU (reference timings)")
     add("--cpu", action="store_true", help="train on CPU even if a GPU is present")
@@ -90,12 +95,26 @@ def add_reference_options(parser: argparse.ArgumentParser) -> None:
                         "the same; rank: mean per rank, then DDP's mean (ALBEF)")
 
 
+RUNNER_OPTIONS = ("gpus", "nproc", "cpu", "config", "nnodes", "node_rank", "master_addr", "master_port")
+"""Where a run's processes run, not what it computes: what may go with --config (set per run by a study)."""
+
+
+def option_defaults(add: Callable[[argparse.ArgumentParser], None] | None = None) -> dict[str, Any]:
+    """Every option of a subcommand (default: `posmask pretrain`) by dest name, with its default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    (add or add_arguments)(parser)
+    return vars(parser.parse_args([]))
+
+
 def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
     """The run record these flags describe: parsed, resolved against the preset and checked (nothing runs;
-    `posmask study` uses it to validate grids and to recognise finished runs)."""
+    `posmask study` builds each run's config with it)."""
     from trainer.config import preset_config
     from trainer.masking.loss_weights import parse_loss_weights
     from trainer.masking.spec import parse_mask_spec
+
+    if not args.shards:
+        raise UserError("--shards is required (a `posmask tag-shards` output), unless --config gives the run")
 
     spec = parse_mask_spec(args.pos, args.ratio, whole_word=args.whole_word, budget=args.budget,
                            fallback=args.fallback, curriculum=args.curriculum)
@@ -128,16 +147,31 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
     return cfg
 
 
+def config_of(args: argparse.Namespace):  # -> trainer.config.TrainConfig
+    """The run's config: the --config file as written (nothing else may configure the run then), or the flags."""
+    from trainer.config import TrainConfig
+
+    if args.config is None:
+        return build_config(args)
+    defaults = option_defaults()
+    given = sorted(k for k, v in vars(args).items() if k in defaults and k not in RUNNER_OPTIONS
+                   and v != defaults[k])
+    if given:
+        raise UserError(f"--config {args.config} gives the whole run; drop --{given[0].replace('_', '-')}")
+    return TrainConfig.load(args.config)
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, maybe relaunch under torchrun, then train."""
     import torch
 
+    from toolbox.devices import pick_device
     from trainer.engine.distributed import setup, teardown
     from trainer.engine.launch import launch_from_args, launch_torchrun, under_torchrun
     from trainer.train import train
 
-    cfg = build_config(args)  # fail fast, before any launch
-    cuda = torch.cuda.is_available() and not args.cpu
+    cfg = config_of(args)  # fail fast, before any launch
+    cuda = pick_device("cpu" if args.cpu else None).type == "cuda"
     if args.gpus < 1:
         raise UserError("--gpus must be >= 1")
     if args.gpus > 1 and not cuda:
@@ -147,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     launch = launch_from_args(args, args.gpus if cuda else (args.nproc or 1))
     if launch.multiprocess and not under_torchrun():
         return launch_torchrun(launch, args.argv)
-    missing = [p for p in args.shards.split(",") if not os.path.isdir(p.strip())]
+    missing = [p for p in cfg.shards.split(",") if not os.path.isdir(p.strip())]
     if missing:
         raise UserError(f"--shards {missing[0]}: no such directory (run `make tag-shards` first)")
     info = setup(cuda)

@@ -12,16 +12,18 @@ from trainer.data.device_decode import check_decode
 from trainer.engine.engine import DECAY_GROUPS
 from trainer.model.losses import MLM_MEANS
 from trainer.masking.loss_weights import LossWeights
+from trainer.masking.masker import MASK_REPLACEMENT
 from trainer.masking.spec import MaskSpec, parse_mask_spec
+from trainer.run_dir import RunDir
 from trainer.data.transforms import ALBEF_CROP_SCALE, AUGMENTS
 
 THESIS_VISION = "vit_base_patch32_224.augreg_in21k"
-RUN_CONFIG = "run_config.json"
+DEFAULT_SEED = 42
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of PosMaskModel; saved as `config.json` next to `model.safetensors`."""
+    """Architecture of PosMaskModel; saved beside its weights (trainer.run_dir: config.json)."""
 
     vision_name: str = THESIS_VISION  # timm architecture (the pretrained tag is ignored when building)
     vision_overrides: dict[str, Any] = field(default_factory=dict)  # extra timm kwargs (tiny ViT sizes)
@@ -65,13 +67,13 @@ def _default_mask() -> MaskSpec:
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the resolved copy is written to `runs/NAME/run_config.json` (the run record
-    that resumption and reports read: the mask is stored parsed, never as the text the user typed)."""
+    """Everything a run needs; the resolved copy is the run record (trainer.run_dir: run_config.json) that
+    resumption and reports read: the mask is stored parsed, never as the text the user typed."""
 
     model: ModelConfig
     preset: str = "thesis"
     mask: MaskSpec = field(default_factory=_default_mask)
-    mask_probs: tuple[float, float] = (0.8, 0.1)  # [MASK], random token; the rest unchanged
+    mask_probs: tuple[float, float] = MASK_REPLACEMENT  # [MASK], random token; the rest unchanged
     loss_weights: LossWeights = field(default_factory=LossWeights)  # MLM/ITC/ITM weights, fixed or ramped
     shards: str = "data/shards/scenes"
     run: str = ""  # "" = default_run()
@@ -86,13 +88,13 @@ class TrainConfig:
     warmup_epochs: float | None = None  # instead of warmup_steps: warm up over this many epochs (not capped)
     weight_decay: float = 0.02
     grad_clip: float = 5.0
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     workers: int = 4
     shuffle_buffer: int = 2000
     crop_scale: tuple[float, float] = (0.5, 1.0)  # ALBEF's fine-tuning crop; its pre-training crop is --augment albef
     augment: str = "crop"  # "crop": RandomResizedCrop alone; "albef": + flip + RandAugment (trainer.data.transforms)
-    decode: str = "cpu"  # "gpu": the device decodes and crops the JPEGs, workers only read tars (trainer.data.device_decode)
-    decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (trainer.engine.engine.decays)
+    decode: str = "cpu"  # "gpu": the device decodes and crops the JPEGs, workers only read tars (data.device_decode)
+    decay_groups: str = "posmask"  # parameters without weight decay: "posmask" or "albef" (engine.engine.decays)
     mlm_mean: str = "global"  # MLM loss mean over all ranks' masked tokens ("global") or per rank ("rank", ALBEF)
     hard_negative_warmup: int = 0  # steps over which the share of hard ITM negatives ramps 0 -> 1 (0: all hard)
     hard_negative_share: float | None = None  # instead: ramp over this share of the run's steps (scales with it)
@@ -124,8 +126,30 @@ class TrainConfig:
     def default_run(self) -> str:
         """`runs/PRESET-MASK[-lw-WEIGHTS][-albef]`, e.g. runs/thesis-DET-0.7, runs/tiny-none,
         runs/tiny-NOUN-0.7-w, runs/tiny-random-0.15-lw-mlm0.2to1, runs/thesis-random-0.15-albef."""
-        weights = "" if self.loss_weights.is_default else f"-lw-{self.loss_weights.label}"
-        return f"runs/{self.preset}-{self.mask.label}{weights}" + ("-albef" if self.albef else "")
+        parts = (self.preset, self.mask.label, self.loss_weights.suffix, "albef" if self.albef else "")
+        return "runs/" + "-".join(p for p in parts if p)
+
+    @property
+    def extended(self) -> bool:
+        """True for a mask or loss schedule beyond the thesis (per-class ratios, whole words, budgets, fallback,
+        curricula, loss weights)."""
+        m = self.mask
+        return bool(m.ratios or m.whole_word or m.budget is not None or m.fallback != "none" or m.stages
+                    or not self.loss_weights.is_default)
+
+    @property
+    def label(self) -> str:
+        """What was masked, as reports name the method: `NOUN 0.7`, `random 0.15`, `none`, `ALBEF (random 0.15)`;
+        the mask's own label for the extensions (`NOUN-0.7-w`, `DET-b0.15`, `cur-DET>NOUN-0.7`,
+        `random-0.15 lw-mlm0.2to1`)."""
+        if self.extended:
+            text = " ".join(p for p in (self.mask.report_label, self.loss_weights.suffix) if p)
+        elif self.mask.mlm:
+            ratio = f"{self.mask.ratio:g}"
+            text = f"{self.mask.name} {ratio if '.' in ratio else ratio + '.0'}"
+        else:
+            text = self.mask.name
+        return f"ALBEF ({text})" if self.albef else text
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues."""
@@ -138,6 +162,20 @@ class TrainConfig:
         if not self.loss_weights.is_default:
             identity["loss_weights"] = self.loss_weights.to_dict()
         return identity
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON atomically (what `posmask pretrain --config` reads)."""
+        from toolbox.atomic import atomic_write_json
+
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a config written by `save` (or a run record); a one-line UserError when it is not one."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{path}: not a readable run config ({err})") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (the mask and the loss weights as their own records)."""
@@ -165,10 +203,9 @@ class TrainConfig:
 
 def read_run_config(run_dir: str | Path) -> TrainConfig | None:
     """The run record of a run folder, or None when it has none (or an unreadable one)."""
-    path = Path(run_dir) / RUN_CONFIG
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return TrainConfig.load(RunDir(run_dir).run_config)
+    except UserError:
         return None
 
 

@@ -2,9 +2,9 @@
 the run engine (trainer.engine.engine: optimiser, schedule, DDP, checkpoints, resume, metrics.jsonl)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from toolbox.atomic import atomic_write_json
 from toolbox.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
 from trainer.model.albef import MomentumQueue
-from trainer.config import RUN_CONFIG, TrainConfig
+from trainer.config import TrainConfig
 from trainer.data.stream import (ShardStream, StreamSettings, check_word_index, make_loader, open_shards,
                                  steps_per_epoch, to_device)
 from trainer.data.device_decode import device_decode
@@ -25,6 +25,7 @@ from trainer.masking.spec import MaskSpec
 from trainer.masking.masker import Masker
 from trainer.engine.metrics import MetricsWindow, flops_per_sample, peak_memory_mb, peak_tflops
 from trainer.model.posmask import PosMaskModel, save_pretrained
+from trainer.run_dir import RunDir
 from trainer.model.objective import Pretrainer
 from trainer.engine.plots import plot_losses
 
@@ -69,20 +70,20 @@ def step_inputs(batch: dict[str, torch.Tensor], spec: MaskSpec, masker: Masker, 
 def train(cfg: TrainConfig, info: DistInfo) -> int:
     """Run (or resume) pre-training into cfg.run; raises Interrupted when stopped by SIGTERM."""
     device, rank, world = info.device, info.rank, info.world_size
-    run_dir, spec = Path(cfg.run), cfg.mask
+    run_dir, spec = RunDir(cfg.run), cfg.mask
     shards = open_shards(cfg.shards)
     if spec.whole_word:
         check_word_index(shards)
     _, tok = load_tokenizer()
     check_same_vocab(shards.manifest, tok)
-    cfg.model.vocab_size, cfg.model.pad_id = tok.vocab_size, tok.pad_id
+    model_config = dataclasses.replace(cfg.model, vocab_size=tok.vocab_size, pad_id=tok.pad_id)  # the shards'
     spe = steps_per_epoch(shards.total, world, cfg.batch_size)
     total = spe * cfg.epochs if cfg.max_steps is None else min(spe * cfg.epochs, cfg.max_steps)
-    engine = Engine(run_dir, optim_settings(cfg, total, spe), info, total, cfg.identity(), amp=cfg.amp,
+    engine = Engine(run_dir.path, optim_settings(cfg, total, spe), info, total, cfg.identity(), amp=cfg.amp,
                     compile=cfg.compile, progress_keys=("loss", "mlm", "itc", "itm", "itm_acc", "masked_share"))
 
     torch.manual_seed(cfg.seed)  # identical init on every rank
-    model = PosMaskModel(cfg.model, vision_weights="random" if engine.resuming else cfg.vision_weights)
+    model = PosMaskModel(model_config, vision_weights="random" if engine.resuming else cfg.vision_weights)
     albef = MomentumQueue(model, cfg.momentum, cfg.queue_size, cfg.model.embed_dim) if cfg.albef else None
     module = Pretrainer(model, spec.mlm, albef, cfg.mlm_mean)
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank randomness (masking, negatives, dropout)
@@ -90,8 +91,9 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
                         after_step=model.clamp_temperature)
     if info.is_main:  # the run record, with what the settings resolve to for this run's length
         resolved = {"total_steps": total, "steps_per_epoch": spe, "warmup_steps": engine.settings.warmup_steps,
-                    "hard_negative_warmup_steps": cfg.hard_negative_steps(total)}
-        atomic_write_json(run_dir / RUN_CONFIG, {**cfg.to_dict(), "resolved": resolved})
+                    "hard_negative_warmup_steps": cfg.hard_negative_steps(total), "vocab_size": tok.vocab_size,
+                    "pad_id": tok.pad_id}
+        atomic_write_json(run_dir.run_config, {**cfg.to_dict(), "resolved": resolved})
     state = engine.loop_state or fresh_loop_state()
     stats = state["stats"]
     masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
@@ -147,10 +149,11 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     if stopped:
         raise Interrupted(f"stopped by SIGTERM at step {engine.step}; run the same command again to resume")
     if info.is_main:
-        save_pretrained(model, run_dir)
-        plot_losses(run_dir / "metrics.jsonl", run_dir / "losses.png", title=f"{cfg.preset} {spec.report_label}")
-        atomic_write_json(run_dir / "summary.json", {"steps": engine.step, "mask": spec.to_dict(), **stats})
-        log.info("done: %s (model.safetensors, config.json, losses.png)", run_dir)
+        save_pretrained(model, run_dir.path)
+        plot_losses(run_dir.metrics, run_dir.losses, title=f"{cfg.preset} {spec.report_label}")
+        atomic_write_json(run_dir.summary, {"steps": engine.step, "mask": spec.to_dict(), **stats})  # last: finished
+        log.info("done: %s (%s, %s, %s)", run_dir.path, run_dir.model.name, run_dir.model_config.name,
+                 run_dir.losses.name)
     return 0
 
 

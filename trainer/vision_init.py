@@ -27,6 +27,8 @@ from torch import nn
 
 from toolbox.atomic import atomic_path, atomic_write_json
 from toolbox.errors import Interrupted, UserError
+from toolbox.devices import pick_device
+from toolbox.stage import check_same, read_json
 from trainer.config import preset_config
 from trainer.engine.distributed import DistInfo
 from trainer.engine.engine import Engine, OptimSettings
@@ -120,7 +122,7 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
         raise UserError(f"{len(images)} training scenes: need more than the {config.held_out} held out")
     train_images, train_labels = images[config.held_out:], labels[config.held_out:]
     model_cfg = preset_config("tiny").model
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     settings = OptimSettings(lr=config.lr, weight_decay=config.weight_decay)  # constant lr
     engine = Engine(out, settings, DistInfo(device=device), config.steps, {"config": asdict(config), "scenes": scenes})
     torch.manual_seed(config.seed)
@@ -162,13 +164,12 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
 def ensure_vision_init(config: VisionInitConfig, out: Path) -> dict[str, object]:
     """Reuse a complete output made with the same config and scenes, else train (UserError if it holds
     another's: a stale init must not be picked up by mistake)."""
-    try:
-        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        record = None
-    if record is not None and (out / WEIGHTS).is_file():
-        if record.get("config") == asdict(config) and record.get("scenes") == scenes_identity(Path(config.scenes)):
-            log.info("vision init already complete in %s", out)
-            return record
-        raise UserError(f"{out} holds a vision init made with other settings; choose another --out or remove it")
+    record = read_json(out / RECORD)
+    if isinstance(record, dict) and (out / WEIGHTS).is_file():
+        identity = {"config": asdict(config), "scenes": scenes_identity(Path(config.scenes))}
+        check_same({k: record.get(k) for k in identity}, identity, lambda keys: (
+            f"{out} holds a vision init made with other settings ({', '.join(keys)}); choose another --out or "
+            "remove it"))
+        log.info("vision init already complete in %s", out)
+        return record
     return train_vision(config, out)

@@ -8,10 +8,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from captioning.inputs import eval_inputs, probed_runs
+from evaluation.core.defaults import SCENES_EVAL
 from toolbox.errors import UserError
+from trainer.run_dir import RunDir
 
 HELP = "probe a run with a captioner trained by SCST on its ITM (or ITC) score; report what it learned to say"
-DEFAULT_DATA = "data/scenes/eval"
 DEFAULT_OUT = "report/probe-scst"
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorers", nargs="*", default=[], metavar="RUN",
                         help="more runs that only score the captions (columns of Table 2)")
     parser.add_argument("--shards", help="tag-shards output(s) the captioner trains on (default: the first run's)")
-    parser.add_argument("--data", default=DEFAULT_DATA, help="evaluation images and references: a folder with "
+    parser.add_argument("--data", default=SCENES_EVAL, help="evaluation images and references: a folder with "
                         f"captions.json (COCO format) and images/, or a COCO captions file with --images "
-                        f"(default {DEFAULT_DATA})")
+                        f"(default {SCENES_EVAL})")
     parser.add_argument("--images", help="image root of a --data captions file")
     parser.add_argument("--captioner", help="the CE captioner's folder (default runs/captioner-PRESET)")
     parser.add_argument("--vision-weights", help="the fixed image encoder's weights (default: tiny "
@@ -54,49 +56,28 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--scst-lr must be > 0 (got {args.scst_lr})")
 
 
-def _runs(paths: list[str]) -> list:
-    """Each path as a finished run (model, config and run record) with its report label."""
-    from evaluation.core.runs import load_run
-
-    runs = []
-    for p in dict.fromkeys(paths):
-        path = Path(p)
-        if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
-            raise UserError(f"--run {p}: not a finished `posmask pretrain` run (no model.safetensors + config.json)")
-        runs.append(load_run(path))
-    return runs
-
-
-def _eval_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
-    data = Path(args.data)
-    if data.is_dir():
-        return data / "captions.json", Path(args.images) if args.images else data / "images"
-    if not args.images:
-        raise UserError(f"--data {data}: a captions file needs --images ROOT (or give a folder with captions.json)")
-    return data, Path(args.images)
-
-
 def run(args: argparse.Namespace) -> int:
     """Train or reuse the captioners, evaluate them, write the report."""
     _check(args)
-    probed = _runs(args.run)
+    probed = probed_runs(args.run)
     presets = {r.record.preset if r.record else None for r in probed}
     if len(presets) != 1 or None in presets:
         raise UserError("--run: every probed run needs its run record and the same preset (one captioner serves "
                         f"them all); got {sorted(map(str, presets))}")
     preset = presets.pop()
-    scorers = _runs([str(r.path) for r in probed] + args.scorers)
+    scorers = probed_runs([str(r.path) for r in probed] + args.scorers)
     labels = {r.path: r.label if [x.label for x in scorers].count(r.label) == 1 else f"{r.label} ({r.path.name})"
               for r in scorers}  # Table 2's column of each run
-    captions_json, image_root = _eval_inputs(args)
+    captions_json, image_root = eval_inputs(args.data, args.images)
     if not captions_json.is_file():
         raise UserError(f"--data: no {captions_json}")
 
     from captioning.data import frozen_encoder, shard_dirs
     from captioning.train import StageSettings, scst_defaults
-    from evaluation.core.common import pick_device
+    from toolbox.devices import pick_device
     from captioning.scst.evaluate import evaluate
-    from captioning.scst.probe import ensure_ce, ensure_scst
+    from captioning.scst.probe import ensure_scst
+    from captioning.stages import ensure_ce
     from captioning.scst.report import CE, mean_score, write_report
 
     shards = args.shards or probed[0].shards
@@ -111,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     scst = scst_defaults(steps=args.scst_steps, lr=args.scst_lr, samples=args.scst_samples, seed=args.seed)
     for r in probed:
         name = f"SCST-{args.reward} ({labels[r.path]})"
-        captioners[name] = r.path / "eval" / f"scst_{args.reward}"
+        captioners[name] = RunDir(r.path).eval.scst(args.reward)
         records[name] = ensure_scst(captioners[name], ce_dir, r.path, args.reward, encoder, shards, scst,
                                     args.scst_images, device)
         trained_with[name] = (labels[r.path], args.reward)
-    result = evaluate(captioners, trained_with, {v: k for k, v in labels.items()}, encoder, shards, captions_json, image_root, args.eval_images,
-                      device)
+    result = evaluate(captioners, trained_with, {v: k for k, v in labels.items()}, encoder, shards, captions_json,
+                      image_root, args.eval_images, device)
     result.records = records
     index = write_report(result, Path(args.out), args.examples)
     for name, (scorer, kind) in trained_with.items():

@@ -15,8 +15,8 @@ import numpy as np
 from captioning.metrics import Style, pos_pattern, prefix, top
 from evaluation.core.common import write_result
 from evaluation.core.items import ItemScores
-from evaluation.core.stats import paired_bootstrap
-from evaluation.report.tables import Cell, Row, Table, write_table
+from evaluation.core.stats import level_text, paired_bootstrap, resamples_text
+from evaluation.report.tables import Cell, Row, Table, index_section
 from toolbox.atomic import atomic_write_text
 
 CE, REFERENCES = "CE", "References (first)"
@@ -71,11 +71,11 @@ def reward_table(r: ProbeResult) -> Table:
         cells += [100.0 * curve[0]["reward"], 100.0 * curve[-1]["reward"]] if curve else [None, None]
         rows.append(Row("", name, [Cell(v) for v in cells]))
     return Table("scst_reward", "The reward each SCST captioner was trained with, on the evaluation images: the CE "
-                 "captioner's captions (before) and the SCST captioner's (after), the change with its 95 % "
-                 "paired-bootstrap interval (1,000 resamples of the images), and the mean reward of the training "
+                 f"captioner's captions (before) and the SCST captioner's (after), the change with its {level_text()} "
+                 f"paired-bootstrap interval ({resamples_text()} of the images), and the mean reward of the training "
                  "samples at the first and last logged SCST step",
-                 ["before (CE)", "after (SCST)", "change", "95 % low", "95 % high", "training: first",
-                  "training: last"], rows, ["x100 (ITM: the match probability in %)."])
+                 ["before (CE)", "after (SCST)", "change", f"{level_text()} low", f"{level_text()} high",
+                  "training: first", "training: last"], rows, ["x100 (ITM: the match probability in %)."])
 
 
 def style_table(r: ProbeResult) -> Table:
@@ -137,10 +137,7 @@ def write_report(r: ProbeResult, out: Path, n_examples: int = 8) -> Path:
         if isinstance(part, str):
             sections += ["", part.rstrip()]
             continue
-        path = write_table(part, out)
-        sections += ["", path.read_text(encoding="utf-8").rstrip(),
-                     "", f"Files: [{path.name}]({path.name}), [{part.key}.csv]({part.key}.csv), "
-                     f"[{part.key}.tex]({part.key}.tex)"]
+        sections += index_section(part, out)
     write_result(out / "probe_scst.json", {**asdict(r), "tagged": None})
     index = out / "index.md"
     atomic_write_text(index, "\n".join(sections) + "\n")

@@ -10,11 +10,14 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from captioning.inputs import eval_inputs, probed_runs
+from evaluation.core.defaults import SCENES_EVAL
 from toolbox.errors import UserError
+from trainer.run_dir import RUN_CONFIG, RunDir
 
 HELP = "ViZer: improve the probe's captioner without caption labels (mapper + LoRA on unlabeled images); report"
 DEFAULT_OUT = "report/vizer"
-DEFAULT_UNLABELED = "data/scenes/eval/images"
+DEFAULT_UNLABELED = f"{SCENES_EVAL}/images"
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"tag-shards output(s), captions ignored; evaluation images are left out (default "
                         f"{DEFAULT_UNLABELED})")
     parser.add_argument("--shards", help="tag-shards output(s) of the mapping pairs (default: the run's)")
-    parser.add_argument("--data", default="data/scenes/eval", help="evaluation images and references: a folder with "
-                        "captions.json and images/, or a COCO captions file with --images (default data/scenes/eval)")
+    parser.add_argument("--data", default=SCENES_EVAL, help="evaluation images and references: a folder with "
+                        f"captions.json and images/, or a COCO captions file with --images (default {SCENES_EVAL})")
     parser.add_argument("--images", help="image root of a --data captions file")
     parser.add_argument("--scenes", help="ground truth for the grounding table (default DATA/scenes.json if present)")
     parser.add_argument("--vision-weights", help="the fixed image encoder's weights (as probe-scst)")
@@ -74,7 +77,7 @@ def _captioners(args: argparse.Namespace, run_dir: Path, preset: str) -> tuple[P
                         "--captioner DIR)")
     if args.rl == "none":
         return ce, None
-    rl = Path(args.rl) if args.rl else run_dir / "eval" / "scst_itm"
+    rl = Path(args.rl) if args.rl else RunDir(run_dir).eval.scst("itm")
     if not (rl / WEIGHTS).is_file():
         if args.rl:
             raise UserError(f"--rl {rl}: no captioner ({WEIGHTS})")
@@ -86,19 +89,17 @@ def _captioners(args: argparse.Namespace, run_dir: Path, preset: str) -> tuple[P
 def run(args: argparse.Namespace) -> int:
     """Train or reuse the mappers and LoRA captioners, caption, score, write the report."""
     _check(args)
-    from captioning.scst.cli import _eval_inputs, _runs
-
-    probed = _runs([args.run])[0]
+    probed = probed_runs([args.run])[0]
     preset = probed.record.preset if probed.record else None
     if preset is None:
-        raise UserError(f"--run {args.run}: no run record (run_config.json) to tell its preset")
+        raise UserError(f"--run {args.run}: no run record ({RUN_CONFIG}) to tell its preset")
     ce, rl = _captioners(args, probed.path, preset)
-    captions_json, image_root = _eval_inputs(args)
+    captions_json, image_root = eval_inputs(args.data, args.images)
     if not captions_json.is_file():
         raise UserError(f"--data: no {captions_json}")
 
     from captioning.data import frozen_encoder, shard_dirs
-    from evaluation.core.common import pick_device
+    from toolbox.devices import pick_device
     from captioning.vizer.pipeline import VizerConfig, add_itc, run_vizer
     from captioning.vizer.report import write_vizer_report
 

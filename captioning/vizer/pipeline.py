@@ -16,7 +16,7 @@ from torch import Tensor
 from captioning.captioner import WEIGHTS, greedy_captions, load_captioner
 from captioning.data import FrozenEncoder, ImageSet, eval_images, shard_images
 from captioning.train import StageSettings
-from captioning.scst.probe import file_identity, shards_identity
+from captioning.stages import file_identity, shards_identity
 from captioning.vizer.lora import LoraSettings, unlabeled_images
 from captioning.vizer.mapper import NAMES, gt_pairs, generated_pairs, image_targets, pair_states
 from captioning.vizer.stages import ensure_lora, ensure_mapper

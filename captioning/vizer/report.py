@@ -14,8 +14,8 @@ import numpy as np
 
 from captioning.metrics import coco_scores
 from evaluation.core.common import write_result
-from evaluation.core.stats import RESAMPLES, percentile_interval
-from evaluation.report.tables import Cell, Row, Table, write_table
+from evaluation.core.stats import RESAMPLES, level_text, percentile_interval, resamples_text
+from evaluation.report.tables import Cell, Row, Table, index_section
 from captioning.vizer.grounding import ground
 from captioning.vizer.metrics import (Statistic, bleu_counts, bleu_statistic, draws, mean_statistic,
                                       paired_difference, ratio_statistic, rouge_l)
@@ -118,12 +118,6 @@ def examples_markdown(r: dict[str, Any], systems: list[str], n: int = 8) -> str:
     return "\n".join(lines)
 
 
-def _table_section(table: Table, out: Path) -> list[str]:
-    path = write_table(table, out)
-    return ["", path.read_text(encoding="utf-8").rstrip(), "",
-            f"Files: [{path.name}]({path.name}), [{table.key}.csv]({table.key}.csv), [{table.key}.tex]({table.key}.tex)"]
-
-
 def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, scorer: str | None) -> Path:
     """Tables, Figure 1, `vizer.json` (every caption and number) and `index.md` in `out`; returns the index."""
     out.mkdir(parents=True, exist_ok=True)
@@ -134,8 +128,8 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                 f"run {scorer}, standing in for CLIPScore (no CLIP model here)." if scorer else
                 "No --scorer run: no CLIPScore analogue.")
     table_1, own_1 = compared(r, stats, TABLE_1, "table_1", "Table 1: caption quality of the greedy captions of the "
-                              "evaluation images (Base = the CE captioner; difference from Base with its 95 % paired-"
-                              "bootstrap interval over the images below)",
+                              "evaluation images (Base = the CE captioner; difference from Base with its "
+                              f"{level_text()} paired-bootstrap interval over the images below)",
                               [itc_note, "BLEU, ROUGE-L and CIDEr: pycocoevalcap on lower-cased word tokens."])
     sections = ["# ViZer on the project's captioner: zero-label caption enhancement", "",
                 f"{len(r['image_ids'])} evaluation images; mapper trained on {', '.join(r['settings']['variants'])} "
@@ -143,8 +137,8 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                 f"reused from an earlier call count 0); training time from the stages' records: mappers "
                 f"{sum(c['seconds']['mapper'] for c in r['grid']):.0f} s, LoRA "
                 f"{sum(c['seconds']['lora'] for c in r['grid']):.0f} s ({len(r['grid'])} cells)."]
-    sections += _table_section(table_1, out)
-    sections += ["", "Each value's own 95 % bootstrap interval (1,000 resamples of the images):", "",
+    sections += index_section(table_1, out)
+    sections += ["", f"Each value's own {level_text()} bootstrap interval ({resamples_text()} of the images):", "",
                  intervals_markdown(own_1)]
     own_g: dict[str, Any] = {}
     if scenes is not None:
@@ -153,10 +147,10 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                                   "mentioned (recall), against the scenes' ground truth (%)",
                                   ["A mention is a shape noun with the colour among the adjectives before it, if "
                                    "any; micro averages over the images (captioning.vizer.grounding)."])
-        sections += _table_section(table_g, out) + ["", "Each value's own 95 % bootstrap interval:", "",
+        sections += index_section(table_g, out) + ["", f"Each value's own {level_text()} bootstrap interval:", "",
                                                     intervals_markdown(own_g)]
     if r["grid"]:
-        sections += _table_section(grid_table(r, scenes), out)
+        sections += index_section(grid_table(r, scenes), out)
     figure = figure_1(r, systems, out)
     sections += ["", "### Figure 1: examples (greedy captions)", "", f"![Figure 1]({figure.name})", "",
                  examples_markdown(r, systems)]

@@ -1,6 +1,6 @@
 """ViZer's two trained stages, each on the run engine (AdamW with weight decay 0.01, checkpoints with exact
 resume, metrics.jsonl), reused when complete and made with the same inputs, refused when the folder holds
-another's (`scst_probe.complete_stage`):
+another's (captioning.stages):
 
 - `ensure_mapper`: the mapper on cached pooled states of (image, caption) pairs, one epoch's worth of draws;
 - `ensure_lora`: the captioner's LoRA adapters on unlabeled images' features, one epoch's worth of draws,
@@ -9,11 +9,8 @@ another's (`scst_probe.complete_stage`):
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +20,10 @@ from torch import Tensor
 
 from captioning.captioner import WEIGHTS, load_captioner, save_captioner
 from captioning.train import StageSettings, run_stage
-from captioning.scst.probe import RECORD, complete_stage
+from captioning.stages import ensure_stage, stage_record
 from captioning.vizer.lora import LoraSettings, lora_step, merged, with_lora
 from captioning.vizer.mapper import MAPPER_WEIGHTS, Mapper, load_mapper, mapper_step, save_mapper
-from toolbox.atomic import atomic_write_json, sha256_file
-from trainer.engine.metrics import read_metrics
+from toolbox.atomic import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +39,22 @@ def names_digest(names: list[str]) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
-def _ensure(out: Path, identity: dict[str, Any], weights: str, train: Callable[[], None]) -> dict[str, Any]:
-    """The stage's record: reused when complete, else `train()` (which saves `weights`), then the record."""
-    record = complete_stage(out, identity, weights)
-    if record is not None:
-        return record
-    start = time.perf_counter()
-    train()
-    record = {"identity": json.loads(json.dumps(identity)), "seconds": round(time.perf_counter() - start, 1),
-              "curve": read_metrics(out / "metrics.jsonl")}
-    atomic_write_json(out / RECORD, record)
-    return record
-
-
 def ensure_mapper(out: Path, identity: dict[str, Any], states: Tensor, targets: Tensor, width: int,
                   s: StageSettings, device: torch.device) -> dict[str, Any]:
     """Train (or reuse) a mapper of `width` on pooled states [N,D] -> image features [N,F]."""
     s = epoch_settings(s, len(states))
     identity = {**identity, "stage": "mapper", "pairs": len(states), "width": width, "settings": asdict(s)}
 
-    def train() -> None:
+    def train() -> dict[str, Any]:
         torch.manual_seed(s.seed)
         mapper = Mapper(states.shape[1], width, targets.shape[1]).to(device)
         log.info("mapper: width %d on %d pairs, %d steps -> %s", width, len(states), s.steps, out)
         run_stage(mapper, mapper_step(states, targets, s.batch_size, device), s, out, device, identity,
                   train_mode=True)
         save_mapper(mapper, out)
+        return {}
 
-    return _ensure(out, identity, MAPPER_WEIGHTS, train)
+    return ensure_stage(stage_record(out, identity, MAPPER_WEIGHTS, "mapper"), train)
 
 
 def ensure_lora(out: Path, ce_dir: Path, mapper_dir: Path, features: Tensor, unlabeled: list[str],
@@ -82,12 +66,13 @@ def ensure_lora(out: Path, ce_dir: Path, mapper_dir: Path, features: Tensor, unl
                 "mapper": sha256_file(mapper_dir / MAPPER_WEIGHTS), "unlabeled": names_digest(unlabeled),
                 "images": len(unlabeled), "lora": asdict(lora), "settings": asdict(s)}
 
-    def train() -> None:
+    def train() -> dict[str, Any]:
         peft_model = with_lora(load_captioner(ce_dir, device), lora, s.seed)
         mapper = load_mapper(mapper_dir, device)
         log.info("LoRA: %d unlabeled images, %d steps -> %s", len(features), s.steps, out)
         run_stage(peft_model, lora_step(peft_model, mapper, features, s.batch_size), s, out, device, identity,
                   train_mode=True)
         save_captioner(merged(peft_model), out)
+        return {}
 
-    return _ensure(out, identity, WEIGHTS, train)
+    return ensure_stage(stage_record(out, identity, WEIGHTS, "LoRA captioner"), train)

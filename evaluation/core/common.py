@@ -22,13 +22,6 @@ from trainer.model.posmask import load_pretrained
 log = logging.getLogger(__name__)
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """`name` if given, else the GPU when present, else the CPU."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def default_workers() -> int:
     """DataLoader workers for image decoding: a few on a big machine, none on a small CPU box."""
     cpus = os.cpu_count() or 1

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from trainer.run_dir import EvalDir
+
 log = logging.getLogger(__name__)
-ITEM_FILES: dict[str, str] = {"retrieval": "retrieval_items.json", "valse": "valse_entries.json",
-                              "vqa": "vqa_items.json", "probe": "probe_items.json"}
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,13 @@ def probe_items(data: dict[str, Any]) -> dict[str, ItemScores]:
 READERS = {"retrieval": retrieval_items, "valse": valse_items, "vqa": vqa_items, "probe": probe_items}
 
 
-def metric_items(eval_dir: Path) -> dict[str, ItemScores]:
-    """Every metric with per-item scores in a run's results folder (keys like `retrieval/tr_r1`,
-    `valse/existence`, `valse/avg`, `vqa/overall`, `vqa/yes/no`)."""
+def metric_items(results: EvalDir | Path) -> dict[str, ItemScores]:
+    """Every metric with per-item scores in a results folder (keys like `retrieval/tr_r1`, `valse/existence`,
+    `valse/avg`, `vqa/overall`, `vqa/yes/no`)."""
+    eval_dir = results if isinstance(results, EvalDir) else EvalDir(results)
     out: dict[str, ItemScores] = {}
-    for task, name in ITEM_FILES.items():
-        path = eval_dir / name
+    for task in READERS:
+        path = eval_dir.items(task)
         data = _read(path) if path.is_file() else None
         if data is not None:
             out.update(READERS[task](data))

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
+from trainer.run_dir import EVAL_TASKS, RunDir
+
 log = logging.getLogger(__name__)
 
 NON_FUNCTIONAL: tuple[str, ...] = ("NOUN", "VERB", "ADJ", "ADV", "PROPN")
@@ -18,7 +20,6 @@ BASELINES: tuple[str, ...] = ("random", "none", "albef")
 EXTENSIONS = "Extensions"  # runs masked beyond the thesis (variants of the mask, loss weights)
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Non-functional", NON_FUNCTIONAL), ("Functional", FUNCTIONAL), ("Baselines", BASELINES))
-TASKS: tuple[str, ...] = ("retrieval", "valse", "vqa", "probe")  # each writes RUN/eval/<task>.json
 
 
 @dataclass
@@ -51,27 +52,13 @@ class RunInfo:
 
     @property
     def extended(self) -> bool:
-        """True for a mask or loss schedule beyond the thesis (per-class ratios, whole words, budgets,
-        fallback, curricula, loss weights)."""
-        if not self.record:
-            return False
-        m = self.record.mask
-        return bool(m.ratios or m.whole_word or m.budget is not None or m.fallback != "none" or m.stages
-                    or not self.record.loss_weights.is_default)
+        """True for a mask or loss schedule beyond the thesis (TrainConfig.extended)."""
+        return bool(self.record and self.record.extended)
 
     @property
     def label(self) -> str:
-        """What was masked, e.g. `NOUN 0.7`, `random 0.15`, `none`, `ALBEF (random 0.15)`; the mask's own label
-        for the extensions (`NOUN-0.7-w`, `DET-b0.15`, `cur-DET>NOUN-0.7`, `random-0.15 lw-mlm0.2to1`)."""
-        if self.extended:
-            weights = self.record.loss_weights
-            text = self.record.mask.report_label + ("" if weights.is_default else f" lw-{weights.label}")
-        else:
-            text = self.method
-            if self.ratio is not None:
-                ratio = f"{self.ratio:g}"
-                text = f"{self.method} {ratio if '.' in ratio else ratio + '.0'}"
-        return f"ALBEF ({text})" if self.albef else text
+        """The method's name in reports (TrainConfig.label), or the folder name without a run record."""
+        return self.record.label if self.record else self.name
 
     @property
     def group(self) -> str:
@@ -98,15 +85,15 @@ class RunInfo:
 
 def load_run(path: str | Path) -> RunInfo:
     """Read the run record and every RUN/eval/<task>.json present."""
-    from trainer.config import RUN_CONFIG, read_run_config
+    from trainer.config import read_run_config
 
-    path = Path(path)
-    record = read_run_config(path)
-    if record is None and (path / RUN_CONFIG).is_file():
-        log.warning("%s: unreadable run record; the run is listed under its folder name", path / RUN_CONFIG)
-    info = RunInfo(path, path.name, record)
-    for task in TASKS:
-        f = path / "eval" / f"{task}.json"
+    folder = RunDir(path)
+    record = read_run_config(folder.path)
+    if record is None and folder.run_config.is_file():
+        log.warning("%s: unreadable run record; the run is listed under its folder name", folder.run_config)
+    info = RunInfo(folder.path, folder.path.name, record)
+    for task in EVAL_TASKS:
+        f = folder.eval.result(task)
         if f.is_file():
             try:
                 info.results[task] = json.loads(f.read_text(encoding="utf-8"))

@@ -19,6 +19,16 @@ LEVEL = 0.95
 CELLS_PER_CHUNK = 4_000_000  # resamples x items drawn at once
 
 
+def level_text(level: float = LEVEL) -> str:
+    """An interval's level as the reports print it, `95 %`."""
+    return f"{100 * level:g} %"
+
+
+def resamples_text(resamples: int = RESAMPLES) -> str:
+    """`1,000 resamples`."""
+    return f"{resamples:,} resamples"
+
+
 @dataclass(frozen=True)
 class Interval:
     """A row's difference from the reference row and its bootstrap interval (percentage points)."""

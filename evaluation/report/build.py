@@ -14,16 +14,18 @@ from pathlib import Path
 
 from evaluation.report import figures as plots
 from evaluation.report.probe_tables import probe_figures, probe_tables
-from evaluation.core.runs import TASKS, RunInfo
+from evaluation.core.defaults import DEFAULT_REFERENCE
+from evaluation.core.runs import RunInfo
+from evaluation.core.stats import level_text
+from trainer.run_dir import EVAL_TASKS
 from evaluation.report.study_tables import Method, StudyStats, generic_tables, metric_value, methods_of, thesis_tables
-from evaluation.report.tables import DASH, Table, write_table
+from evaluation.report.tables import DASH, Table, index_section
 from evaluation.report.training_table import training_table
 from toolbox.atomic import atomic_write_text
 from shards.manifest import HISTOGRAM_NAME
 from trainer.engine.plots import LOSSES
 
 log = logging.getLogger(__name__)
-DEFAULT_REFERENCE = "random 0.15"
 HEADLINE = {"Retrieval TR R@1": "retrieval/tr_r1", "Retrieval IR R@1": "retrieval/ir_r1",
             "VALSE acc_r": "valse/avg", "VQA overall": "vqa/overall"}
 
@@ -34,7 +36,7 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
     for r in sorted(runs, key=RunInfo.sort_key):
         data = sorted({Path(str(v.get("data", ""))).name for v in r.results.values() if v.get("data")})
         lines.append(f"| `{r.path.name}` | {r.label} | {r.config.get('preset', DASH)} | {r.config.get('seed', DASH)} | "
-                     f"{', '.join(t for t in TASKS if t in r.results) or DASH} | {', '.join(data) or DASH} |")
+                     f"{', '.join(t for t in EVAL_TASKS if t in r.results) or DASH} | {', '.join(data) or DASH} |")
     return "\n".join(lines)
 
 
@@ -65,7 +67,7 @@ def data_note(methods: Sequence[Method], task: str) -> str | None:
         return (f"{r.get('n_captions', r.get('n_images'))} captions of {r.get('n_images')} images, seed "
                 f"{r.get('seed')}; tags from `{r.get('tags')}`. Captions without a word of a class (or whose class "
                 "has no other word in the evaluation vocabulary) are skipped, and counted per run with each figure's "
-                "own 95 % bootstrap interval in `eval/probe.json`.")
+                f"own {level_text()} bootstrap interval in `eval/probe.json`.")
     return None
 
 
@@ -138,14 +140,8 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
                 "", "## Runs", "", runs_table(runs)]
     for table in tables:
-        path = write_table(table, out)
-        note = data_note(methods, _task_of(table))
-        if note:
-            table_text = path.read_text(encoding="utf-8") + f"\n{note}\n"
-            atomic_write_text(path, table_text)
-        sections += ["", path.read_text(encoding="utf-8").rstrip(),
-                     "", f"Files: [{path.name}]({path.name}), [{table.key}.csv]({table.key}.csv), "
-                     f"[{table.key}.tex]({table.key}.tex)"]
+        table.footer = data_note(methods, _task_of(table))
+        sections += index_section(table, out)
     figures = write_figures(methods, out) + probe_figures(probe, out)
     if figures:
         sections += ["", "## Figures"]

@@ -15,6 +15,7 @@ from toolbox.figures import pyplot, save_figure
 from shards.histogram import plot_histogram
 from trainer.engine.metrics import read_step_records
 from trainer.engine.plots import LOSSES, plot_loss_curves
+from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def method_curves(methods: Sequence[Method]) -> dict[str, list[dict[str, float]]
     """Each method's training losses, averaged over its seeds step by step (steps all seeds logged)."""
     curves = {}
     for method in methods:
-        per_seed = [read_step_records(run.path / "metrics.jsonl") for run in method.runs]
+        per_seed = [read_step_records(RunDir(run.path).metrics) for run in method.runs]
         steps = sorted(set.intersection(*(set(s) for s in per_seed))) if per_seed else []
         curves[method.label] = [
             {"step": step} | {key: sum(float(s[step].get(key, 0.0)) for s in per_seed) / len(per_seed)

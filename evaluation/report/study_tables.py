@@ -11,10 +11,11 @@ from functools import cached_property
 
 from evaluation.core.items import ItemScores, metric_items
 from evaluation.core.runs import RunInfo
-from evaluation.core.stats import average_over_seeds, mean_sd, paired_bootstrap
+from evaluation.core.stats import average_over_seeds, level_text, mean_sd, paired_bootstrap, resamples_text
 from evaluation.report.tables import Cell, Row, Table
 from evaluation.report.thesis_layout import LAYOUTS, TableSpec, thesis_numbers, thesis_source
 from evaluation.valse.evaluate import PIECE_ORDER
+from trainer.run_dir import RunDir
 
 VQA_TYPES = ("yes/no", "number", "other")
 
@@ -32,7 +33,7 @@ class Method:
 
     @cached_property
     def items(self) -> list[dict[str, ItemScores]]:
-        return [metric_items(r.path / "eval") for r in self.runs]
+        return [metric_items(RunDir(r.path).eval) for r in self.runs]
 
 
 def methods_of(runs: Sequence[RunInfo]) -> list[Method]:
@@ -107,8 +108,8 @@ def table_notes(stats: StudyStats, methods: Sequence[Method]) -> list[str]:
     notes = [f"Mean over {'/'.join(map(str, seeds))} seed(s)" + (" ± standard deviation" if max(seeds) > 1 else "")
              + "."]
     if stats.reference is not None:
-        notes.append(f"Reference row: {stats.reference.label}; `*` marks a cell whose 95 % paired-bootstrap "
-                     "interval of the difference from it (1,000 resamples of the evaluation items) excludes 0.")
+        notes.append(f"Reference row: {stats.reference.label}; `*` marks a cell whose {level_text()} paired-bootstrap "
+                     f"interval of the difference from it ({resamples_text()} of the evaluation items) excludes 0.")
     else:
         notes.append("No reference row in this study: no differences are tested.")
     return notes

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluation.core.stats import Interval
+from evaluation.core.stats import Interval, level_text
 from toolbox.atomic import atomic_write_text
 
 DASH = "–"
@@ -43,6 +43,7 @@ class Table:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     reference_block: "Table | None" = None  # e.g. the thesis's published numbers
+    footer: str | None = None  # a closing line in Markdown (e.g. the data behind the table)
 
     @property
     def has_diffs(self) -> bool:
@@ -96,7 +97,7 @@ def to_markdown(table: Table) -> str:
     """The table, its differences from the reference row, its notes and its reference block."""
     lines = [f"### {table.title}", ""] + markdown_grid(["Method"] + table.columns, table.rows, cell_text)
     if table.has_diffs:
-        lines += ["", f"Difference from the reference row, with its 95 % paired-bootstrap interval "
+        lines += ["", f"Difference from the reference row, with its {level_text()} paired-bootstrap interval "
                       f"(`{MARK}` above: the interval excludes 0):", ""]
         lines += markdown_grid(["Method"] + table.columns, table.rows, diff_text)
     if table.notes:
@@ -104,6 +105,8 @@ def to_markdown(table: Table) -> str:
     if table.reference_block is not None:
         block = table.reference_block
         lines += ["", f"*{block.title}*", ""] + markdown_grid(["Method"] + block.columns, block.rows, cell_text)
+    if table.footer:
+        lines += ["", table.footer]
     return "\n".join(lines) + "\n"
 
 
@@ -151,10 +154,16 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: Table, out_dir: Path) -> Path:
-    """TABLE.md, TABLE.csv and TABLE.tex in `out_dir`; returns the Markdown path."""
+def write_table(table: Table, out_dir: Path) -> str:
+    """TABLE.md, TABLE.csv and TABLE.tex in `out_dir`; returns the Markdown."""
     atomic_write_text(out_dir / f"{table.key}.csv", to_csv(table))
     atomic_write_text(out_dir / f"{table.key}.tex", to_latex(table))
-    path = out_dir / f"{table.key}.md"
-    atomic_write_text(path, to_markdown(table))
-    return path
+    markdown = to_markdown(table)
+    atomic_write_text(out_dir / f"{table.key}.md", markdown)
+    return markdown
+
+
+def index_section(table: Table, out_dir: Path) -> list[str]:
+    """Write the table's files and return its lines for an index page: the Markdown, then links to the files."""
+    markdown, key = write_table(table, out_dir), table.key
+    return ["", markdown.rstrip(), "", f"Files: [{key}.md]({key}.md), [{key}.csv]({key}.csv), [{key}.tex]({key}.tex)"]

@@ -32,6 +32,7 @@ from toolbox.progress import progress
 from trainer.engine.distributed import DistInfo, gather_objects
 from trainer.engine.engine import ITERATIONS_PER_WARMUP_EPOCH, Engine, OptimSettings, autocast, capped_warmup
 from trainer.engine.metrics import read_metrics
+from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 UNUSED: frozenset[str] = frozenset({"itm_head", "vision_proj", "text_proj", "temp", "mlm_head"})
@@ -237,7 +238,7 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
     result: dict[str, Any] = {
         "task": "vqa", "settings": asdict(s), "n_answers": len(vocab), "n_train": len(train.questions),
         "eval_split": evals.name, "n_eval": len(evals.questions),
-        "train_curve": read_metrics(run_dir / "metrics.jsonl"),
+        "train_curve": read_metrics(RunDir(run_dir).metrics),
         "missing_images": {"train": len(train.missing_images), evals.name: len(evals.missing_images)},
     }
     items: list[dict[str, object]] = []

@@ -8,7 +8,6 @@ import pytest
 from toolbox.errors import UserError
 from study.grid import load_grid
 from study.plan import Settings, plan_jobs
-from study.study import check_grid
 
 GOOD = '''
 [defaults]
@@ -59,8 +58,9 @@ def test_precedence_and_plan(tmp_path: Path) -> None:
     assert [j.name for j in jobs] == ["DET-0.7-seed1", "DET-0.7-seed2", "albef-seed1", "albef-seed2"]
     assert [j.seed for j in jobs[:2]] == [42, 43]
     pretrain, retrieval, valse = jobs[3].steps
-    assert pretrain.argv[:1] == ["pretrain"] and "--albef" in pretrain.argv
-    assert pretrain.argv[pretrain.argv.index("--max-steps") + 1] == "3"  # the command line wins
+    assert pretrain.argv[:2] == ["pretrain", "--config"] and pretrain.config.albef and pretrain.config.seed == 43
+    assert pretrain.config.max_steps == 3 and pretrain.config.run == str(tmp_path / "s" / "runs" / "albef-seed2")
+    assert pretrain.config_path == tmp_path / "s" / "plans" / "albef-seed2.json"  # the command line wins above
     assert retrieval.argv[retrieval.argv.index("--data") + 1] == "r.json"
     assert valse.argv[valse.argv.index("--data") + 1] == "v" and "--batch-size" in valse.argv
 
@@ -71,7 +71,9 @@ def test_precedence_and_plan(tmp_path: Path) -> None:
     ('[[run]]\nname = "DET-0.7"\npos = "NOUN"', "duplicate name 'DET-0.7'"),
     ('[[run]]\nname = "foo"\npos = "FOO"', "unknown POS 'FOO'"),
     ('[[run]]\nname = "big"\npos = "DET"\nratio = 1.5', "outside (0, 1]"),
-    ('[[run]]\nname = "x"\npos = "DET"\nmax_steps = "many"', "not a valid int"),
+    ('[[run]]\nname = "x"\npos = "DET"\nmax_steps = "many"', "invalid int value: 'many'"),
+    ('[[run]]\nname = "x"\npos = "DET"\nalbef = 1', "albef must be true or false"),
+    ('[[run]]\nname = "x"\npos = "DET"\naugment = "flip"', "invalid choice: 'flip'"),
     ('[[run]]\nname = "x"\npos = "DET"\ntasks = ["retrieval", "nope"]', "tasks must be a list of"),
     ('[[run]]\nname = "x"\npos = "DET"\n[run.eval]\nkk = 3', "unknown key 'kk'"),
     ('[[run]]\npos = "DET"', "needs a name"),
@@ -81,9 +83,9 @@ def test_bad_grids_are_refused_in_one_line(tmp_path: Path, change: str, message:
     path = write(tmp_path, text)
     settings = Settings(out=tmp_path / "s", shards="data/x")
     if message is None:
-        assert len(check_grid(path, settings).entries) == 2
+        assert len(plan_jobs(load_grid(path), settings)) == 2
         return
     with pytest.raises(UserError) as err:
-        check_grid(path, settings)
+        plan_jobs(load_grid(path), settings)
     text = str(err.value)
     assert message in text and str(path) in text and "\n" not in text

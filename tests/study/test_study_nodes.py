@@ -45,7 +45,7 @@ def test_node_flags_stay_out_of_what_a_step_computes(tmp_path: Path) -> None:
 
     grid = tmp_path / "g.toml"
     grid.write_text(ONE.replace('tasks = ["retrieval"]', 'tasks = ["retrieval", "vqa"]'))
-    plans = [plan_jobs(load_grid(grid), Settings(out=tmp_path / "s", nnodes=2, node_rank=rank,
+    plans = [plan_jobs(load_grid(grid), Settings(out=tmp_path / "s", shards="data/x", nnodes=2, node_rank=rank,
                                                  master_addr="10.0.0.1", master_port=29400)) for rank in (0, 1)]
     (pretrain0, _, vqa0), (pretrain1, retrieval1, vqa1) = plans[0][0].steps, plans[1][0].steps
     assert vqa0.argv == vqa1.argv and pretrain0.argv == pretrain1.argv and "--node-rank" not in vqa0.argv

@@ -282,11 +282,12 @@ class ShardStream(IterableDataset):
 
     def _image(self, sample: Sample, rng: random.Random) -> dict[str, Any]:
         """`pixels`: the uint8 crop, decoded here; or, for the device, the `jpeg` and its crop `box`."""
-        if self.settings.device_decode and sample.image_bytes is not None:
-            box = jpeg_box(sample.image_bytes, rng, self.settings.crop_scale)
+        s = self.settings
+        if s.device_decode and sample.image_bytes is not None:
+            box = jpeg_box(sample.image_bytes, rng, s.crop_scale)
             if box is not None:
                 return {"jpeg": sample.image_bytes, "box": box}
-        return {"pixels": train_crop(decode_image(sample), self.settings.image_size, rng, self.settings.crop_scale, self.settings.augment)}
+        return {"pixels": train_crop(decode_image(sample), s.image_size, rng, s.crop_scale, s.augment)}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()

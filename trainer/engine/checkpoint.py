@@ -12,9 +12,9 @@ import torch
 
 from toolbox.atomic import atomic_path
 from trainer.engine.distributed import gather_objects
+from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "checkpoint.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -36,14 +36,15 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], is_main: bool) -> None
     """Gather every rank's RNG states (a collective: call on every rank), then write on the main rank."""
     state = {**state, "rng": gather_objects(rng_state())}
     if is_main:
-        with atomic_path(run_dir / CHECKPOINT) as tmp:
+        path = RunDir(run_dir).checkpoint
+        with atomic_path(path) as tmp:
             torch.save(state, tmp)
-        log.info("checkpoint at step %d -> %s", state["step"], run_dir / CHECKPOINT)
+        log.info("checkpoint at step %d -> %s", state["step"], path)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     """The checkpoint of a run dir, or None when it has none."""
-    path = run_dir / CHECKPOINT
+    path = RunDir(run_dir).checkpoint
     if not path.is_file():
         return None
     return torch.load(path, map_location="cpu", weights_only=False)

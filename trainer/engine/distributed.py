@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from toolbox.devices import pick_device
 from trainer.engine.launch import under_torchrun
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ class DistInfo:
 def setup(use_cuda: bool) -> DistInfo:
     """Init the process group when under torchrun (once); pick the device."""
     if not under_torchrun():
-        return DistInfo(device=torch.device("cuda", 0) if use_cuda else torch.device("cpu"))
+        return DistInfo(device=pick_device("cuda" if use_cuda else "cpu", 0))
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
-    device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    device = pick_device("cuda" if use_cuda else "cpu", local)
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)

@@ -20,7 +20,6 @@ its data position) and `metrics.jsonl`. A loop reads:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import signal
@@ -33,9 +32,11 @@ import torch
 from torch import nn
 
 from toolbox.errors import EXIT_INTERRUPTED, UserError
+from toolbox.stage import canonical, check_same
 from trainer.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from trainer.engine.distributed import DistInfo, all_reduce_sum, gather_objects, is_dist, wrap_ddp
 from trainer.engine.metrics import MetricsLog
+from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 NO_DECAY_SUFFIXES: tuple[str, ...] = ("pos_embed", "cls_token", "reg_token")
@@ -133,10 +134,6 @@ class StopFlag:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
 class Engine:
     """One run's machinery (see module doc). `identity`: the settings a resume must share."""
 
@@ -144,17 +141,19 @@ class Engine:
                  identity: Mapping[str, Any], *, amp: bool = True, compile: bool = False,
                  progress_keys: Sequence[str] = ("loss",), stop_check_every: int | None = None) -> None:
         self.run_dir, self.settings, self.info = Path(run_dir), settings, info
-        self.total, self.identity = total_steps, json.loads(json.dumps(dict(identity), default=str))
+        self.total, self.identity = total_steps, canonical(dict(identity))
         self.amp, self.compile, self.progress_keys = amp, compile, tuple(progress_keys)
         self.stop_check_every = stop_check_every or (1 if info.device.type != "cuda" else 10)
         self.step = 0
         self.loop_state: dict[str, Any] | None = None
         self._checkpoint = load_checkpoint(self.run_dir)
+        self._paths = RunDir(self.run_dir)
         if self._checkpoint is not None:
             if "identity" not in self._checkpoint:
-                raise UserError(f"{self.run_dir}/checkpoint.pt was written by an older posmask; finish that run "
+                raise UserError(f"{self._paths.checkpoint} was written by an older posmask; finish that run "
                                 "with the version that started it, or use another run folder")
-            self._check_identity(self._checkpoint["identity"])
+            old = self._checkpoint["identity"]
+            check_same(old, self.identity, lambda keys: self._refusal(old, keys))
 
     @property
     def resuming(self) -> bool:
@@ -165,12 +164,10 @@ class Engine:
     def done(self) -> bool:
         return self.step >= self.total
 
-    def _check_identity(self, old: Mapping[str, Any]) -> None:
-        diff = sorted(k for k in set(old) | set(self.identity) if not _same(old.get(k), self.identity.get(k)))
-        if diff:
-            shown = {k: old.get(k) for k in diff if not isinstance(old.get(k), dict)}
-            raise UserError(f"{self.run_dir} holds a run with other settings ({', '.join(diff)}"
-                            f"{': ' + str(shown) if shown else ''}); use another run folder or the same settings")
+    def _refusal(self, old: Mapping[str, Any], keys: list[str]) -> str:
+        shown = {k: old.get(k) for k in keys if not isinstance(old.get(k), dict)}
+        return (f"{self.run_dir} holds a run with other settings ({', '.join(keys)}{': ' + str(shown) if shown else ''}"
+                "); use another run folder or the same settings")
 
     def attach(self, module: nn.Module, *, lr_scale: Mapping[str, float] | None = None,
                find_unused_parameters: bool = False, sync_buffers: bool = True,
@@ -189,7 +186,7 @@ class Engine:
             self._checkpoint = None
         net = wrap_ddp(module, device, find_unused_parameters, sync_buffers) if is_dist() else module
         self.net = torch.compile(net) if self.compile else net
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.info.is_main, self.total, self.progress_keys,
+        self.metrics = MetricsLog(self._paths.metrics, self.info.is_main, self.total, self.progress_keys,
                                   start_step=self.step)
         self._stop = StopFlag()
         if self.info.is_main:
@@ -209,7 +206,7 @@ class Engine:
             log.warning("resuming with %d ranks (was %d): the random streams and data order will differ",
                         world, ckpt["world_size"])
             self.loop_state = ckpt["loop"][0]
-        log.info("resumed from %s at step %d", self.run_dir / "checkpoint.pt", self.step)
+        log.info("resumed from %s at step %d", self._paths.checkpoint, self.step)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on GPU unless the run asked for fp32."""

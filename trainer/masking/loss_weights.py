@@ -41,6 +41,11 @@ class LossWeights:
                 parts.append(f"{name}{a:g}" + (f"to{b:g}" if b != a else ""))
         return "+".join(parts)
 
+    @property
+    def suffix(self) -> str:
+        """The part of a run's label and folder that names the weights, `lw-mlm0.2to1`; "" when every weight is 1."""
+        return f"lw-{self.label}" if not self.is_default else ""
+
     def to_dict(self) -> dict[str, list[float]]:
         """The record stored in run_config.json: {name: [start, end]}."""
         return {name: list(getattr(self, name)) for name in LOSS_NAMES}

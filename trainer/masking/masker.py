@@ -24,6 +24,7 @@ from trainer.masking.spec import FALLBACK_RATIO, RANDOM, MaskSpec, parse_mask_sp
 __all__ = ["IGNORE_INDEX", "MaskSpec", "MaskedBatch", "Masker", "mask_tokens", "parse_mask_spec"]
 IGNORE_INDEX = -100
 N_UPOS = len(UPOS_NAMES)
+MASK_REPLACEMENT: tuple[float, float] = (0.8, 0.1)  # BERT's: [MASK] 80 %, a random token 10 %, unchanged 10 %
 
 
 @dataclass
@@ -57,7 +58,7 @@ def mask_tokens(
     table: Tensor,
     mask_id: int,
     vocab_size: int,
-    probs: tuple[float, float] = (0.8, 0.1),
+    probs: tuple[float, float] = MASK_REPLACEMENT,
     generator: torch.Generator | None = None,
     *,
     word: Tensor | None = None,
@@ -119,7 +120,7 @@ class Masker:
     so a resumed run masks exactly as the uninterrupted one.
     """
 
-    def __init__(self, spec: MaskSpec, mask_id: int, vocab_size: int, probs: tuple[float, float] = (0.8, 0.1),
+    def __init__(self, spec: MaskSpec, mask_id: int, vocab_size: int, probs: tuple[float, float] = MASK_REPLACEMENT,
                  device: torch.device | str = "cpu", total_steps: int = 1) -> None:
         if not (0 <= probs[0] and 0 <= probs[1] and probs[0] + probs[1] <= 1):
             raise UserError(f"mask replacement probabilities {probs} must be >= 0 and sum to <= 1")

@@ -145,35 +145,38 @@ class PosMaskModel(nn.Module):
 
 
 def save_pretrained(model: PosMaskModel, out_dir: str | Path) -> None:
-    """Write model.safetensors + config.json (atomically; tied weights stored once)."""
+    """Write the model's weights and architecture (trainer.run_dir: model.safetensors, config.json), atomically;
+    tied weights stored once."""
     from safetensors.torch import save_file
 
     from toolbox.atomic import atomic_path
+    from trainer.run_dir import RunDir
 
-    out = Path(out_dir)
+    out = RunDir(out_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
              if k != "mlm_head.word_embeddings.weight"}
-    with atomic_path(out / "model.safetensors") as tmp:
+    with atomic_path(out.model) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-    model.config.save(out / "config.json")
+    model.config.save(out.model_config)
 
 
 def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> PosMaskModel:
-    """A run dir (or any dir with model.safetensors + config.json) -> PosMaskModel in eval mode."""
+    """A run dir (or any dir holding a model: trainer.run_dir.RunDir.holds_model) -> PosMaskModel in eval mode."""
     from safetensors.torch import load_file
 
     from toolbox.errors import UserError
+    from trainer.run_dir import RunDir
 
-    folder = Path(path)
-    for name in ("model.safetensors", "config.json"):
-        if not (folder / name).is_file():
-            raise UserError(f"{folder}: no {name}; is this a finished `posmask pretrain` run?")
-    config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    folder = RunDir(path)
+    for file in (folder.model, folder.model_config):
+        if not file.is_file():
+            raise UserError(f"{folder.path}: no {file.name}; is this a finished `posmask pretrain` run?")
+    config = ModelConfig.from_dict(json.loads(folder.model_config.read_text(encoding="utf-8")))
     model = PosMaskModel(config, vision_weights="random")  # weights come from the file below
-    state = load_file(str(folder / "model.safetensors"))
+    state = load_file(str(folder.model))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "mlm_head.word_embeddings.weight"]
     if missing or unexpected:
-        raise UserError(f"{folder}/model.safetensors does not fit config.json: missing {missing[:5]}, "
+        raise UserError(f"{folder.model} does not fit {folder.model_config.name}: missing {missing[:5]}, "
                         f"unexpected {unexpected[:5]}")
     return model.to(device).eval()

@@ -15,7 +15,7 @@ from torch import nn
 from toolbox.errors import UserError
 
 log = logging.getLogger(__name__)
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")  # a hub snapshot's files
 
 
 def hf_cache_roots() -> list[Path]:
