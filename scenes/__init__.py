@@ -3,6 +3,10 @@
 `ensure_scenes(root)` generates, once, images of coloured shapes with grammar captions (COCO
 format) for pre-training, and held-out retrieval, VALSE-format and VQA-format sets; see the
 README.md it writes into `root` for the layout.
+
+Modules: `world` (shapes, colours, sizes, places, relations), `grammar` (the captions), `render` (the JPEGs),
+`foils` (VALSE-format foils), `vqa` (VQA v2-format questions), `formats` (COCO and retrieval files), `generate`
+(the whole sample, atomically), `readme` (the README.md it writes) and `cli` (`posmask make-scenes`).
 """
 from __future__ import annotations
 

@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from waiting import wait_until
 
 
 def _free_port() -> int:
@@ -22,14 +23,11 @@ def _free_port() -> int:
 
 
 def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"ray start did not come up: {log.read_text(errors='replace')[-2000:]}")
+    try:
+        wait_until(lambda: text in log.read_text(errors="replace"), timeout, f"{text!r} in {log.name}",
+                   process=process, poll=0.2)
+    except AssertionError as err:
+        raise RuntimeError(f"ray start did not come up ({err}): {log.read_text(errors='replace')[-2000:]}") from None
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Input sources. The driver lists input chunks (`ChunkSpec`); a worker reads one chunk's inputs.
+"""Input sources: `coco`, `img2dataset`, `table` and `scenes`. The driver lists input chunks (`ChunkSpec`); a worker
+reads one chunk's inputs.
 
 Each source module offers `chunks(...) -> list[ChunkSpec]` (driver side, cheap); workers call
 `read_items(spec)` and `read_image(spec, item)` here, which dispatch on the kind of chunk. `scenes`

@@ -17,6 +17,7 @@ def _probe(setup, tiny_eval, *extra: str) -> int:
                  "cpu", *extra])
 
 
+@pytest.mark.slow
 def test_probe_scst_end_to_end(setup, tiny_eval, capsys):
     assert _probe(setup, tiny_eval) == 0
     report = setup["root"] / "report"
@@ -51,6 +52,8 @@ def test_bad_input_is_one_line(setup, tiny_eval, tmp_path, capsys, extra, messag
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_another_captioner_in_the_folder_is_refused(setup, tiny_eval, capsys):
+    assert _probe(setup, tiny_eval) == 0  # the folder holds a captioner (trained here, or reused from above)
     assert _probe(setup, tiny_eval, "--ce-steps", "7") == 2
     assert "holds a captioner made with other settings" in capsys.readouterr().err

@@ -83,7 +83,7 @@ def test_the_lora_stage_changes_only_the_adapters(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.values()))  # B = 0: no-op
 
 
-@pytest.mark.parametrize("stage", ["mapper", "lora"])
+@pytest.mark.parametrize("stage", ["mapper", pytest.param("lora", marks=pytest.mark.slow)])
 def test_a_stopped_stage_resumes_exactly(tmp_path, stage):
     run = _mapper_stage if stage == "mapper" else _lora_stage
     straight = run(tmp_path / "straight").state_dict()

@@ -15,6 +15,8 @@ import pytest
 
 from posmask_cli import main
 
+pytestmark = pytest.mark.slow  # every test reads the `probed` fixture, which trains a captioner (CE, then SCST)
+
 
 @pytest.fixture(scope="module")
 def probed(setup, tiny_eval) -> dict[str, Path]:

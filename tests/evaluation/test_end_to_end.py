@@ -103,6 +103,7 @@ def test_through_posmask_cli(tiny_run, tiny_eval, tmp_path, capsys):
     assert main(["eval", "--run", str(tiny_run), "--tasks", "vqa,nope"]) == 2
 
 
+@pytest.mark.slow
 def test_on_generated_scenes(tiny_run, tmp_path):
     """retrieval, VALSE and VQA read the scenes generator's real output (formats stay in step)."""
     generate = pytest.importorskip("scenes.generate")

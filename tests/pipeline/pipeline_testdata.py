@@ -121,26 +121,3 @@ def rejects_of(out: Path) -> dict[str, str]:
 
     table = pq.read_table(out / "rejects.parquet").to_pydict()
     return dict(zip(table["key"], table["reason"]))
-
-
-def descendants(root: int) -> list[int]:
-    """Process ids below `root` (from /proc)."""
-    from pipeline.reaper import descendants as below
-
-    return sorted(pid for pid, _ in below(root))
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"

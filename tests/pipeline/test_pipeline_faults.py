@@ -1,18 +1,20 @@
 """Faults, through the real CLI in a subprocess (real Ray, 2 workers, real spaCy): a Ray worker
-SIGKILLed mid-run, the driver SIGKILLed mid-run (its Ray must not outlive it) then re-run, and wrong usage."""
+SIGKILLed mid-run, the driver SIGKILLed mid-run then re-run (in both, no process the run started outlives it),
+and wrong usage."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from pipeline_testdata import (REPO, cli_command, cmdline, descendants, jpeg_bytes, run_cli, running, shard_digests,
-                               synthetic_captions, write_coco)
+from pipeline_testdata import REPO, cli_command, jpeg_bytes, run_cli, shard_digests, synthetic_captions, write_coco
+from processes import cmdline, descendants, started_with, tagged_env
+from waiting import wait_until
 
 N_CAPTIONS, SHARD_SIZE = 3000, 100
 
@@ -46,20 +48,28 @@ def finished_parts(out: Path) -> int:
     return len(list((out / ".work" / "parts").glob("*.json")))
 
 
-def wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"run ended early: {proc.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        try:
+def stop(proc: subprocess.Popen, tag: str) -> None:
+    """Whatever is left of a tagged run, when a test fails midway: the driver and every process it started."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in started_with(tag):
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+
+
+def assert_none_left(tag: str) -> None:
+    """No process that the tagged run started is still running (after a grace of 30 s to exit)."""
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not started_with(tag), 30, "the run's processes to end", poll=0.2)
+    assert not [cmdline(p) for p in started_with(tag)]
+
+
+def start_tagged(*args: str, **popen) -> tuple[subprocess.Popen, str]:
+    """The CLI in a subprocess whose every process (Ray's too) carries a fresh tag in its environment."""
+    env, tag = tagged_env()
+    return subprocess.Popen(cli_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, **popen), tag
 
 
 def assert_same_output(out: Path, reference: tuple[Path, dict[str, str]]) -> None:
@@ -74,8 +84,7 @@ def assert_same_output(out: Path, reference: tuple[Path, dict[str, str]]) -> Non
 @pytest.mark.slow
 def test_worker_sigkill_mid_run(corpus: Path, clean_run, tmp_path: Path) -> None:
     out = tmp_path / "killed-worker"
-    proc = subprocess.Popen(cli_command(*tag_args(corpus, out)), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, tag = start_tagged(*tag_args(corpus, out))
     victims: list[int] = []
     try:
         def busy_worker() -> bool:
@@ -84,13 +93,13 @@ def test_worker_sigkill_mid_run(corpus: Path, clean_run, tmp_path: Path) -> None
             victims.extend(p for p in descendants(proc.pid) if cmdline(p).startswith("ray::process_shard"))
             return bool(victims)
 
-        wait_for(busy_worker, 240, proc)
+        wait_until(busy_worker, 240, "a worker busy with a shard", process=proc, poll=0.02)
         os.kill(victims[0], signal.SIGKILL)  # a worker in the middle of a shard task
         stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        assert_none_left(tag)  # a clean end stops the local Ray too
     finally:
-        if proc.poll() is None:
-            kill_all([proc.pid, *descendants(proc.pid)])
-    assert proc.returncode == 0, stderr[-3000:]
+        stop(proc, tag)
     assert finished_parts(out) == 0 and f"read {N_CAPTIONS}, written {N_CAPTIONS}" in stdout
     assert_same_output(out, clean_run)
 
@@ -98,22 +107,15 @@ def test_worker_sigkill_mid_run(corpus: Path, clean_run, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_driver_sigkill_then_resume(corpus: Path, clean_run, tmp_path: Path) -> None:
     out = tmp_path / "killed-driver"
-    proc = subprocess.Popen(cli_command(*tag_args(corpus, out)), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    family: list[int] = []
+    proc, tag = start_tagged(*tag_args(corpus, out), start_new_session=True)
     try:
-        wait_for(lambda: finished_parts(out) >= 5, 240, proc)
-        family = descendants(proc.pid)
-        names = {cmdline(p).split(" ")[0] for p in family}
-        assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names  # the ones that outlived it
+        wait_until(lambda: finished_parts(out) >= 5, 240, "5 finished shards", process=proc, poll=0.02)
+        assert set(started_with(tag)) - {proc.pid}  # the driver runs a local Ray of its own processes
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone dies mid-run: its local Ray must go with it
         proc.communicate(timeout=60)
-        deadline = time.monotonic() + 30
-        while any(running(p) for p in family) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [cmdline(p) for p in family if running(p)]
+        assert_none_left(tag)
     finally:
-        kill_all([p for p in [proc.pid, *family] if running(p)])
+        stop(proc, tag)
     assert not (out / "manifest.json").exists()
     done = finished_parts(out)
     assert 5 <= done < N_CAPTIONS // SHARD_SIZE

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_testdata import descendants, jpeg_bytes, run_cli, running, shard_digests, synthetic_captions, write_coco
+from pipeline_testdata import jpeg_bytes, run_cli, shard_digests, synthetic_captions, write_coco
+from processes import descendants, running
 from ray_cluster import local_ray_cluster
 
 N_CAPTIONS = 600

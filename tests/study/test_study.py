@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from trainer.engine.metrics import read_metrics
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,10 +43,10 @@ def test_killed_study_resumes_to_the_same_tables(study_grid: Path, study_shards:
     process = subprocess.Popen(study_command(study_grid, study_shards, tiny_eval, out), cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = out / "runs" / "NOUN-0.7" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(read_metrics(second)) < 2:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    try:
+        wait_until(lambda: len(read_metrics(second)) >= 2, 300, "2 logged steps of NOUN-0.7", process=process)
+    finally:  # also when the wait fails: the run must not go on without the test
+        process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 143, stderr[-3000:]
     assert len(read_metrics(second)) < 5 and not (out / "report").exists()

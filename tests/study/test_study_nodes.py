@@ -69,11 +69,19 @@ def test_a_follower_moves_on_when_node_0_fails_a_step_it_runs_alone(tmp_path: Pa
     marker.write_text("{}")
     old = time.time() - 3600
     os.utime(marker, (old, old))  # a previous attempt's failure: ignored
+    polls = threading.Semaphore(0)
+    real_is_done = steps.is_done
+
+    def counted_is_done(*args):  # the real check, counted: the follower asks it once per poll
+        polls.release()
+        return real_is_done(*args)
+
+    monkeypatch.setattr(steps, "is_done", counted_is_done)
     follower = steps.StepRunner({}, tmp_path / "logs", follower=True)
     results: list = []
     waiting = threading.Thread(target=follower.run_job, args=(job, results.append))
     waiting.start()
-    time.sleep(0.3)
+    assert polls.acquire(timeout=10) and polls.acquire(timeout=10)  # a second poll: it saw the old marker
     assert waiting.is_alive() and not results
     marker.write_text("{}")  # node 0's attempt in this study fails
     waiting.join(timeout=10)

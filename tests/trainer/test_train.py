@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from trainer.engine.metrics import read_metrics
 from trainer.model.posmask import load_pretrained
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--preset", "tiny", "--batch-size", "8", "--workers", "0", "--log-every", "1", "--shuffle-buffer", "20"]
@@ -97,12 +97,10 @@ def test_sigterm_then_resume_matches_uninterrupted(uneven_shards: Path, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "posmask_cli", "pretrain", *args, "--run", str(run)], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if (run / "metrics.jsonl").is_file() and len(read_metrics(run / "metrics.jsonl")) >= 3:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    try:
+        wait_until(lambda: len(read_metrics(run / "metrics.jsonl")) >= 3, 180, "3 logged steps", process=process)
+    finally:  # also when the wait fails: the run must not go on without the test
+        process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr[-2000:]
     stopped_at = len(read_metrics(run / "metrics.jsonl"))

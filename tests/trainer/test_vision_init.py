@@ -27,6 +27,7 @@ def test_labels_are_the_object_kinds_of_each_training_scene(scenes: Path) -> Non
     assert all(" " in n for n in names) and labels.sum(1).min() >= 1  # every scene has an object
 
 
+@pytest.mark.slow
 def test_trains_saves_loads_and_reuses(scenes: Path, tmp_path: Path) -> None:
     config = VisionInitConfig(scenes=str(scenes), steps=40, batch_size=16, held_out=10)
     record = ensure_vision_init(config, tmp_path / "init")
