@@ -51,6 +51,11 @@ GPUS_PER_RUN ?= 1
 PARALLEL    ?= 1
 REFERENCE   ?=
 WITH_THESIS ?=
+ADJUST      ?=# each table's correction: holm (default) | bh | none
+ALPHA       ?=# the tests' level (default 0.05)
+PLAN        ?=# 1: print the study's jobs and their cost, train nothing
+SAMPLES_PER_S ?=# samples/s per GPU for PLAN's projection
+FROM        ?=# make report FROM=STUDY/evidence: rebuild a report from a study's evidence
 given        = $(filter command line environment,$(origin $(1)))
 # probe-scst (issue 14): RUN may name several runs, each gets its SCST captioner; SCORERS only score
 REWARD      ?= itm
@@ -111,8 +116,12 @@ eval: $(STAMP)
 	$(if $(RUN),,$(error make eval needs RUN=runs/NAME))
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
 
+report_flags = $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) \
+	$(if $(ADJUST),--adjust $(ADJUST)) $(if $(ALPHA),--alpha $(ALPHA))
+
 report: $(STAMP)
-	$(POSMASK) report --runs $(RUNS) --out report $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis)
+	$(POSMASK) report $(if $(FROM),--from-items $(FROM),--runs $(RUNS)) --out $(if $(call given,OUT),$(OUT),report) \
+		$(report_flags)
 
 probe-scst: $(STAMP)
 	$(if $(RUN),,$(error make probe-scst needs RUN=runs/NAME (one or more runs)))
@@ -137,8 +146,8 @@ study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
 	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \
 		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
-		$(if $(call given,OUT),--out $(OUT)) $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) \
-		$(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
+		$(if $(call given,OUT),--out $(OUT)) $(report_flags) $(if $(filter 1 yes true,$(PLAN)),--plan) \
+		$(if $(SAMPLES_PER_S),--samples-per-s $(SAMPLES_PER_S)) $(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
 		$(if $(MASTER_ADDR),--master-addr $(MASTER_ADDR)) $(if $(MASTER_PORT),--master-port $(MASTER_PORT))
 
 demo: $(STAMP)

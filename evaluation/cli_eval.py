@@ -10,7 +10,7 @@ from typing import Any
 from toolbox.errors import UserError
 from shards.manifest import CAPTIONS_NAME
 from trainer.engine.launch import add_launch_options
-from evaluation.core.defaults import SCENES_EVAL, SCENES_EVAL_TAGS
+from evaluation.core.defaults import SCENES_EVAL, SCENES_EVAL_TAGS, is_scenes_sample
 from trainer.run_dir import EVAL_TASKS, MODEL_CONFIG, MODEL_WEIGHTS, EvalDir, RunDir
 
 HELP = "evaluate a run: zero-shot retrieval and VALSE (ITM), VQA fine-tuning, caption-perturbation probe"
@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             if result is None:
                 continue
             result.update({"run": str(run_dir), "data": str(inputs[task]["data"]),
+                           "scenes_sample": is_scenes_sample(inputs[task]["data"]),
                            "images": str(inputs[task]["images"]), "device": str(device),
                            "seconds": round(time.time() - start, 1)})
             if info.is_main:

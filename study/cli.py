@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from evaluation.core.defaults import DEFAULT_REFERENCE
+from evaluation.cli_report import add_report_options
 from toolbox.errors import UserError
 from trainer.engine.launch import add_launch_options
 
@@ -28,9 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--tasks", help="evaluation tasks, comma-separated (default: the grid's)")
     add("--data", help="evaluation data for every task (`posmask eval --data`); default: the scenes eval set")
     add("--images", help="image root(s) for every task (`posmask eval --images`)")
-    add("--reference", default=DEFAULT_REFERENCE,
-        help=f"the row every other is compared with (default {DEFAULT_REFERENCE})")
-    add("--with-thesis", action="store_true", help="the thesis's published numbers under Tables 4.1-4.5")
+    add("--plan", action="store_true", help="train nothing: print every job (done or to run), the steps per run "
+        "and the projected device-hours and wall time")
+    add("--samples-per-s", type=float, help="training samples per second per GPU for --plan's projection (default: "
+        "the measured figure in docs/benchmarks.md, when it has one)")
+    add_report_options(parser)
     add_launch_options(parser)  # several machines: the same study on each, every run spanning them all
 
 
@@ -39,6 +41,7 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     import os
 
     from study.grid import grid_path
+    from evaluation.cli_report import family_of
     from study.plan import Settings
     from trainer.run_dir import EVAL_TASKS
     from trainer.engine.launch import launch_from_args
@@ -65,15 +68,20 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     return Settings(out=out.resolve(), seeds=args.seeds, preset=args.preset, shards=args.shards,
                     max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images, gpus=args.gpus,
                     gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
-                    with_thesis=args.with_thesis, nnodes=launch.nnodes, node_rank=launch.node_rank,
+                    with_thesis=args.with_thesis, family=family_of(args), full_layout=args.full_layout or None,
+                    samples_per_s=args.samples_per_s,
+                    nnodes=launch.nnodes, node_rank=launch.node_rank,
                     master_addr=launch.master_addr, master_port=launch.master_port)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the study and say where its report is."""
-    from study.study import run_study
+    from study.study import plan_study, run_study
 
     settings = settings_from_args(args)
+    if args.plan:
+        print("\n".join(plan_study(args.grid, settings)))
+        return 0
     index = run_study(args.grid, settings)
     where = "node 0 writes the report: " if settings.follower else "report: "
     log.info("%s%s", where, index)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.core.defaults import DEFAULT_REFERENCE
+from evaluation.report.study_tables import Family
 from study.grid import Entry, Grid, pretrain_command, to_argv
 from toolbox.errors import UserError
 from trainer.config import DEFAULT_SEED, TrainConfig
@@ -32,6 +33,9 @@ class Settings:
     parallel: int = 1  # runs at once on CPU
     reference: str = DEFAULT_REFERENCE
     with_thesis: bool = False
+    family: Family = field(default_factory=Family)  # how the report tests its tables
+    full_layout: bool | None = None  # every row of the thesis's tables (None: for the thesis grid only)
+    samples_per_s: float | None = None  # per GPU, for --plan's projection (None: docs/benchmarks.md's measurement)
     nnodes: int = 1  # several machines: every run spans them all (the same study on each, NODE_RANK each)
     node_rank: int = 0
     master_addr: str | None = None

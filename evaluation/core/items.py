@@ -3,7 +3,9 @@ probe caption or image)
 beside its summary, so that any two runs can be compared later without evaluating again.
 
 `metric_items` turns a run's item files into one `ItemScores` per table metric, each a mean of its
-items' values (times 100), which is what the paired bootstrap resamples.
+items' values (times 100), with the cluster of each item read from the file itself (its image: retrieval
+captions, VQA questions and probe captions come several to an image), which is what the bootstrap resamples
+(evaluation.core.stats).
 """
 from __future__ import annotations
 
@@ -23,11 +25,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ItemScores:
     """One metric's items: ids (to check that two runs scored the same items), values (the metric is
-    100 x their mean, or the mean of the per-stratum means when `strata` is given)."""
+    100 x their mean, or the mean of the per-stratum means when `strata` is given) and the cluster each item
+    belongs to (its image: the unit the bootstrap resamples; None: every item on its own)."""
 
     ids: tuple[str, ...]
     values: np.ndarray
     strata: np.ndarray | None = None
+    clusters: np.ndarray | None = None
 
     def metric(self) -> float:
         """The metric in percent."""
@@ -49,13 +53,19 @@ def _read(path: Path) -> Any:
         return None
 
 
+def _clusters(entry: dict[str, Any], key: str = "image_ids") -> np.ndarray | None:
+    """The items' cluster keys (their images), when the item file records them."""
+    return np.asarray(entry[key], dtype=object) if entry.get(key) is not None else None
+
+
 def retrieval_items(data: dict[str, Any]) -> dict[str, ItemScores]:
-    """TR R@k over images and IR R@k over captions."""
+    """TR R@k over images and IR R@k over captions, each caption clustered with its image."""
     out = {}
     for side in ("tr", "ir"):
         ids, hits = tuple(data[side]["ids"]), np.asarray(data[side]["hits"], dtype=np.float64)
+        clusters = _clusters(data[side])
         for j, k in enumerate(data["ks"]):
-            out[f"retrieval/{side}_r{k}"] = ItemScores(ids, hits[:, j])
+            out[f"retrieval/{side}_r{k}"] = ItemScores(ids, hits[:, j], clusters=clusters)
     return out
 
 
@@ -77,14 +87,17 @@ def valse_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
 
 
 def vqa_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
-    """Overall accuracy and accuracy per answer type."""
+    """Overall accuracy and accuracy per answer type, each question clustered with its image."""
     types = np.asarray([str(r["answer_type"]) for r in rows])
     ids = tuple(str(r["question_id"]) for r in rows)
     acc = np.asarray([float(r["accuracy"]) for r in rows])
-    out = {f"vqa/{t}": ItemScores(tuple(i for i, u in zip(ids, types) if u == t), acc[types == t])
+    images = (np.asarray([str(r["image_id"]) for r in rows], dtype=object)
+              if rows and all(r.get("image_id") is not None for r in rows) else None)
+    out = {f"vqa/{t}": ItemScores(tuple(i for i, u in zip(ids, types) if u == t), acc[types == t],
+                                  clusters=None if images is None else images[types == t])
            for t in dict.fromkeys(types.tolist())}
     if rows:
-        out["vqa/overall"] = ItemScores(ids, acc)
+        out["vqa/overall"] = ItemScores(ids, acc, clusters=images)
     return out
 
 
@@ -94,12 +107,13 @@ def probe_items(data: dict[str, Any]) -> dict[str, ItemScores]:
     drop from the original (`:prob_drop`)."""
     out = {}
     for name, v in data.get("variants", {}).items():
-        ids, foil = tuple(v["ids"]), np.asarray(v["foil"], dtype=np.float64)
-        out[f"probe/{name}"] = ItemScores(ids, foil)
+        ids, foil, clusters = tuple(v["ids"]), np.asarray(v["foil"], dtype=np.float64), _clusters(v)
+        out[f"probe/{name}"] = ItemScores(ids, foil, clusters=clusters)
         if v.get("original") is not None:
             original = np.asarray(v["original"], dtype=np.float64)
-            out[f"probe/{name}:original_wins"] = ItemScores(ids, (original > foil).astype(np.float64))
-            out[f"probe/{name}:prob_drop"] = ItemScores(ids, original - foil)
+            out[f"probe/{name}:original_wins"] = ItemScores(ids, (original > foil).astype(np.float64),
+                                                            clusters=clusters)
+            out[f"probe/{name}:prob_drop"] = ItemScores(ids, original - foil, clusters=clusters)
     return out
 
 

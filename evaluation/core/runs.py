@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from evaluation.core.items import ItemScores
     from trainer.config import TrainConfig
 
 from trainer.run_dir import EVAL_TASKS, RunDir
@@ -24,12 +26,31 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass
 class RunInfo:
-    """One run as the report sees it: its run record (run_config.json, parsed by the trainer) and results."""
+    """One run as the report sees it: its run record (parsed by the trainer), its results, and where its per-item
+    scores and training records come from (its folder, or a study's evidence: evaluation.report.evidence)."""
 
     path: Path
     name: str
     record: TrainConfig | None = None  # None: no readable run record
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    item_source: Callable[[], dict[str, ItemScores]] | None = None  # None: the folder's item files
+    step_source: Callable[[], dict[int, dict[str, Any]]] | None = None  # None: the folder's metrics log
+
+    def items(self) -> dict[str, ItemScores]:
+        """Every metric's per-item scores (evaluation.core.items)."""
+        if self.item_source is not None:
+            return self.item_source()
+        from evaluation.core.items import metric_items
+
+        return metric_items(RunDir(self.path).eval)
+
+    def step_records(self) -> dict[int, dict[str, Any]]:
+        """The training log's records by step (trainer.engine.metrics.read_step_records)."""
+        if self.step_source is not None:
+            return self.step_source()
+        from trainer.engine.metrics import read_step_records
+
+        return read_step_records(RunDir(self.path).metrics)
 
     @property
     def method(self) -> str:

@@ -1,6 +1,7 @@
-"""The report folder: tables (Markdown, CSV, LaTeX) with seed spreads and paired-bootstrap intervals, in the
-thesis's layout (Tables 4.1–4.5) and for every method, the masking as trained (`training_table`), figures (PNG and
-PDF), and an index page.
+"""The report folder: tables (Markdown, CSV, LaTeX) with seed spreads and the differences from the reference with
+their intervals and corrected p-values, in the thesis's layout (Tables 4.1–4.5) and for every method, the headline
+differences and their forest plot, how many seeds a difference needs (`seeds_table`), the masking as trained
+(`training_table`), figures (PNG and PDF), and an index page.
 
 Rows are methods (a run label over its seeds) grouped non-functional (NOUN, VERB, ADJ, ADV, PROPN),
 functional (DET, AUX, PRON, ADP) and baselines (random, none, ALBEF). A task a run was not evaluated on
@@ -8,6 +9,7 @@ shows `–`. Nothing in it depends on when or how fast it was made, so a re-run 
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +18,11 @@ from evaluation.report import figures as plots
 from evaluation.report.probe_tables import probe_figures, probe_tables
 from evaluation.core.defaults import DEFAULT_REFERENCE
 from evaluation.core.runs import RunInfo
-from evaluation.core.stats import level_text
+from evaluation.core.stats import level_text, mean_sd
 from trainer.run_dir import EVAL_TASKS
-from evaluation.report.study_tables import Method, StudyStats, generic_tables, metric_value, methods_of, thesis_tables
+from evaluation.report.seeds_table import seeds_table
+from evaluation.report.study_tables import (Family, Method, StudyStats, generic_tables, metric_value, methods_of,
+                                            thesis_tables)
 from evaluation.report.tables import DASH, Table, index_section
 from evaluation.report.training_table import training_table
 from toolbox.atomic import atomic_write_text
@@ -28,6 +32,7 @@ from trainer.engine.plots import LOSSES
 log = logging.getLogger(__name__)
 HEADLINE = {"Retrieval TR R@1": "retrieval/tr_r1", "Retrieval IR R@1": "retrieval/ir_r1",
             "VALSE acc_r": "valse/avg", "VQA overall": "vqa/overall"}
+Histograms = dict[str, dict]  # a training shards folder -> its POS histogram (pos_histogram.json)
 
 
 def runs_table(runs: Sequence[RunInfo]) -> str:
@@ -94,9 +99,32 @@ def _task_of(table: Table) -> str:
             "table_4_5": "vqa", "valse_detail": "valse"}.get(table.key, table.key.split("_")[0])
 
 
-def write_figures(methods: Sequence[Method], out: Path) -> list[tuple[str, str]]:
-    """Figures 4.1–4.3 (MLM, ITC, ITM loss, log scale), 4.4 (POS histogram of the training shards) and a
-    summary, each as PNG and PDF; returns (caption, PNG name) pairs."""
+def headline_table(methods: Sequence[Method], stats: StudyStats) -> Table | None:
+    """The headline metrics' differences from the reference, one family; None without a reference."""
+    if stats.reference is None:
+        return None
+    rows = [(m, m.group, m.label) for m in methods]
+    table = stats.table("headline", "Headline differences from the reference (the forest plot's family)",
+                        list(HEADLINE), rows, list(HEADLINE.values()))
+    return table if table.comparisons else None
+
+
+def read_histograms(methods: Sequence[Method]) -> Histograms:
+    """The POS histogram of each training shards folder the runs name, where it can be read."""
+    out: Histograms = {}
+    for shards in dict.fromkeys(d.strip() for m in methods for r in m.runs if r.shards for d in r.shards.split(",")):
+        path = Path(shards) / f"{HISTOGRAM_NAME}.json"
+        try:
+            out[shards] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            log.warning("no POS histogram at %s (%s)", path, err)
+    return out
+
+
+def write_figures(methods: Sequence[Method], out: Path, histograms: Histograms,
+                  headline: Table | None) -> list[tuple[str, str]]:
+    """Figures 4.1–4.3 (MLM, ITC, ITM loss, log scale), 4.4 (POS histogram of the training shards), the forest
+    plot and the summary, each as PNG and PDF; returns (caption, PNG name) pairs."""
     figures: list[tuple[str, str]] = []
     curves = plots.method_curves(methods)
     for number, loss in enumerate(LOSSES, start=1):
@@ -104,45 +132,48 @@ def write_figures(methods: Sequence[Method], out: Path) -> list[tuple[str, str]]
         if plots.plot_curves(curves, loss, stem.with_suffix(".png"), stem.with_suffix(".pdf")):
             figures.append((f"Figure 4.{number}: {loss.upper()} training loss (log scale, mean over seeds)",
                             f"{stem.name}.png"))
-    shard_dirs = list(dict.fromkeys(d.strip() for m in methods for r in m.runs if r.shards
-                                    for d in r.shards.split(",")))
-    for i, shards in enumerate(shard_dirs):
-        hist = Path(shards) / f"{HISTOGRAM_NAME}.json"
-        if not hist.is_file():
-            log.warning("no POS histogram at %s", hist)
-            continue
+    for i, (shards, hist) in enumerate(histograms.items()):
         stem = out / ("figure_4_4" if i == 0 else f"figure_4_4_{i}")
         if plots.plot_pos_histogram(hist, stem.with_suffix(".png"), f"UPOS counts of {shards}",
                                     stem.with_suffix(".pdf")):
             figures.append((f"Figure 4.4: POS histogram of the training shards `{shards}`", f"{stem.name}.png"))
-    rows = [{name: _mean(m, key) for name, key in HEADLINE.items()} for m in methods]
+    if headline is not None and plots.plot_forest(headline, out / "forest.png", out / "forest.pdf"):
+        figures.append(("Differences from the reference with their intervals (filled: the family calls it a "
+                        "difference; square: one seed on a side, items only)", "forest.png"))
+    rows = [{name: _mean_sd(m, key) for name, key in HEADLINE.items()} for m in methods]
     if plots.plot_summary([m.label for m in methods], rows, out / "summary.png", out / "summary.pdf"):
-        figures.append(("Summary (mean over seeds)", "summary.png"))
+        figures.append(("Summary (mean over seeds, ± 1 SD)", "summary.png"))
     return figures
 
 
-def _mean(method: Method, key: str) -> float | None:
+def _mean_sd(method: Method, key: str) -> tuple[float, float | None] | None:
     values = [v for v in (metric_value(r, key) for r in method.runs) if v is not None]
-    return sum(values) / len(values) if values else None
+    return mean_sd(values) if values else None
 
 
 def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask report",
-                 reference: str | None = DEFAULT_REFERENCE, with_thesis: bool = False) -> Path:
-    """Write tables, figures and `index.md` into `out`; returns the index path."""
+                 reference: str | None = DEFAULT_REFERENCE, with_thesis: bool = False, family: Family = Family(),
+                 full_layout: bool = False, histograms: Histograms | None = None) -> Path:
+    """Write tables, figures and `index.md` into `out`; returns the index path. `full_layout`: every row of the
+    thesis's tables (dashes where the study has none), else the rows the study holds; `histograms`: the training
+    shards' POS histograms (None: read from their folders)."""
     out.mkdir(parents=True, exist_ok=True)
     methods = methods_of(runs)
-    stats = StudyStats(methods, reference)
+    stats = StudyStats(methods, reference, family)
     probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
     training = training_table(methods)
-    tables = (thesis_tables(methods, stats, with_thesis) + generic_tables(methods, stats)
-              + ([training] if training else []) + probe)
+    headline = headline_table(methods, stats)
+    seeds = seeds_table(methods, stats, headline, HEADLINE) if headline is not None else None
+    tables = (thesis_tables(methods, stats, with_thesis, full_layout) + generic_tables(methods, stats)
+              + [t for t in (headline, seeds, training) if t is not None] + probe)
     sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
                 "", "## Runs", "", runs_table(runs)]
     for table in tables:
         table.footer = data_note(methods, _task_of(table))
         sections += index_section(table, out)
-    figures = write_figures(methods, out) + probe_figures(probe, out)
+    histograms = read_histograms(methods) if histograms is None else histograms
+    figures = write_figures(methods, out, histograms, headline) + probe_figures(probe, out)
     if figures:
         sections += ["", "## Figures"]
         for caption, name in figures:

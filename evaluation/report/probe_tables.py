@@ -1,7 +1,7 @@
 """The probe's part of the report: the POS-swap profile (one row per method, one column per studied class) as
 pairwise accuracy and as probability drop, with its heatmap; replace the visual words / the others; the seed's
-five templates; the visual-word count curve and its figure. Cells are means over seeds with the paired
-bootstrap against the reference row, as every table of the report (`study_tables.StudyStats`).
+five templates; the visual-word count curve and its figure. Cells are means over seeds with their difference from
+the reference row, each table one family, as every table of the report (`study_tables.StudyStats`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation.probe.templates import COUNT_TEMPLATE, COUNTS, TEMPLATES
-from evaluation.report.study_tables import Method, StudyStats, summary_keys, table_notes
+from evaluation.report.study_tables import Method, StudyStats, summary_keys
 from evaluation.report.tables import Table
 from toolbox.figures import pyplot, save_figure
 from shards.upos import STUDIED_CLASSES
@@ -43,9 +43,9 @@ def _specs() -> list[tuple[str, str, list[str], list[str]]]:
 def probe_tables(methods: Sequence[Method], stats: StudyStats) -> list[Table]:
     """The probe tables whose variants at least one run was evaluated on."""
     present = {k for m in methods for r in m.runs for k in summary_keys(r) if k.startswith("probe/")}
-    notes = table_notes(stats, methods)
-    return [Table(key, title, columns, [stats.row(m, keys, m.group, m.label) for m in methods], list(notes))
-            for key, title, keys, columns in _specs() if any(k.split(":")[0] in present for k in keys)]
+    rows = [(m, m.group, m.label) for m in methods]
+    return [stats.table(key, title, columns, rows, keys) for key, title, keys, columns in _specs()
+            if any(k.split(":")[0] in present for k in keys)]
 
 
 def plot_profile_heatmap(table: Table, out: Path, *also: Path) -> Path | None:

@@ -1,8 +1,9 @@
 """A results table with its statistics, written as Markdown, CSV and LaTeX (booktabs).
 
-A cell holds the mean over seeds, their standard deviation (with several seeds) and the paired-bootstrap
-interval of the row's difference from the reference row. In Markdown and LaTeX a cell whose interval
-excludes 0 is marked `*`; a second table lists the differences with their intervals.
+A cell holds the mean over seeds, their standard deviation (with several seeds) and the row's difference from
+the reference row with its interval and p-values (evaluation.core.stats). In Markdown and LaTeX a cell its family
+calls a difference is marked `*` (`†` when a side has one seed: items only); a second table lists the
+differences with their intervals, a third their raw and adjusted p-values.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluation.core.stats import Interval, level_text
+from evaluation.core.stats import ADJUSTMENT_NAMES, Comparison, Interval, level_text
 from toolbox.atomic import atomic_write_text
 
 DASH = "–"
-MARK = "*"
+MARK = "*"  # a difference over seeds and items
+ITEM_ONLY_MARK = "†"  # a difference over the evaluation items only (a side with one seed)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ class Table:
     notes: list[str] = field(default_factory=list)
     reference_block: "Table | None" = None  # e.g. the thesis's published numbers
     footer: str | None = None  # a closing line in Markdown (e.g. the data behind the table)
+    adjustment: str | None = None  # the family's correction (evaluation.core.stats.ADJUSTMENTS)
 
     @property
     def has_diffs(self) -> bool:
         return any(c.diff is not None for r in self.rows for c in r.cells)
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        return [c.diff for r in self.rows for c in r.cells if isinstance(c.diff, Comparison)]
 
 
 def _number(value: float | None, digits: int = 2, sign: bool = False) -> str:
@@ -56,13 +63,22 @@ def _number(value: float | None, digits: int = 2, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
+def mark(cell: Cell) -> str:
+    """`*`, `†` or "" (see module doc)."""
+    d = cell.diff
+    if d is None or not d.marked:
+        return ""
+    return ITEM_ONLY_MARK if d.item_only else MARK
+
+
 def cell_text(cell: Cell, latex: bool = False) -> str:
-    """`67.15`, `67.15 ± 0.40`, with `*` when the difference from the reference is outside the noise."""
+    """`67.15`, `67.15 ± 0.40`, with its mark when the family calls its difference from the reference one."""
     text = _number(cell.value)
     if cell.value is not None and cell.sd is not None:
         text += (r" $\pm$ " if latex else " ± ") + _number(cell.sd)
-    if cell.diff is not None and cell.diff.excludes_zero:
-        text += r"\textsuperscript{*}" if latex else MARK
+    symbol = mark(cell)
+    if symbol:
+        text += (r"\textsuperscript{" + (r"\dag" if symbol == ITEM_ONLY_MARK else "*") + "}") if latex else symbol
     return text
 
 
@@ -72,6 +88,18 @@ def diff_text(cell: Cell) -> str:
     if d is None:
         return DASH
     return f"{_number(d.delta, sign=True)} [{_number(d.low, sign=True)}, {_number(d.high, sign=True)}]"
+
+
+def p_text(cell: Cell) -> str:
+    """`0.0021 / 0.0410` (raw / adjusted), or a dash."""
+    d = cell.diff
+    if not isinstance(d, Comparison):
+        return DASH
+    return f"{_p(d.p)} / {_p(d.p_adjusted if d.p_adjusted is not None else d.p)}"
+
+
+def _p(value: float) -> str:
+    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def _label(row: Row) -> str:
@@ -97,9 +125,12 @@ def to_markdown(table: Table) -> str:
     """The table, its differences from the reference row, its notes and its reference block."""
     lines = [f"### {table.title}", ""] + markdown_grid(["Method"] + table.columns, table.rows, cell_text)
     if table.has_diffs:
-        lines += ["", f"Difference from the reference row, with its {level_text()} paired-bootstrap interval "
-                      f"(`{MARK}` above: the interval excludes 0):", ""]
+        lines += ["", f"Difference from the reference row, with its {level_text(_level(table))} interval:", ""]
         lines += markdown_grid(["Method"] + table.columns, table.rows, diff_text)
+    if table.comparisons:
+        correction = ADJUSTMENT_NAMES[_adjustment(table)]
+        lines += ["", f"Two-sided p-values of the differences, raw / adjusted ({correction}):", ""]
+        lines += markdown_grid(["Method"] + table.columns, table.rows, p_text)
     if table.notes:
         lines += [""] + [f"- {n}" for n in table.notes]
     if table.reference_block is not None:
@@ -111,22 +142,35 @@ def to_markdown(table: Table) -> str:
 
 
 def to_csv(table: Table) -> str:
-    """One line per row: group, method, seeds, then value / sd / difference / interval per column."""
+    """One line per row: group, method, seeds, then value / sd / difference / interval / p-values / mark per
+    column."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    stats = ("", " sd", " diff", " diff low", " diff high")
+    stats = ("", " sd", " diff", " diff low", " diff high", " p", " p adjusted", " mark")
     writer.writerow(["group", "method", "seeds", "reference"] + [c + s for c in table.columns for s in stats])
     for row in table.rows:
         values: list[object] = [row.group, row.label, row.seeds, int(row.reference)]
         for c in row.cells:
             d = c.diff
-            values += [_csv(c.value), _csv(c.sd), _csv(d and d.delta), _csv(d and d.low), _csv(d and d.high)]
+            p = d.p if isinstance(d, Comparison) else None
+            q = (d.p_adjusted if d.p_adjusted is not None else d.p) if isinstance(d, Comparison) else None
+            values += [_csv(c.value), _csv(c.sd), _csv(d and d.delta), _csv(d and d.low), _csv(d and d.high),
+                       _csv(p, 6), _csv(q, 6), mark(c)]
         writer.writerow(values)
     return out.getvalue()
 
 
-def _csv(value: float | None) -> str:
-    return "" if value is None or value != value else f"{value:.4f}"
+def _level(table: Table) -> float:
+    comparisons = table.comparisons
+    return 1 - comparisons[0].alpha if comparisons else 0.95
+
+
+def _adjustment(table: Table) -> str:
+    return table.adjustment or "none"
+
+
+def _csv(value: float | None, digits: int = 4) -> str:
+    return "" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def _tex(text: str) -> str:
@@ -147,8 +191,12 @@ def to_latex(table: Table) -> str:
         for r in members:
             cells = [cell_text(c, latex=True).replace("–", "--") for c in r.cells]
             lines.append(" & ".join([_tex(_label(r))] + cells) + r" \\")
-    caption = _tex(table.title) + (r" (\textsuperscript{*}: the 95\% paired-bootstrap interval of the difference "
-                                   r"from the reference row excludes 0)" if table.has_diffs else "")
+    if table.comparisons:
+        caption = _tex(table.title) + r" (\textsuperscript{*}, \textsuperscript{\dag}: a difference from the " \
+            r"reference row after the family's correction; see the notes)"
+    else:
+        caption = _tex(table.title) + (r" (\textsuperscript{*}: the " + _tex(level_text(_level(table))) + r" interval "
+                                       r"of the difference excludes 0)" if table.has_diffs else "")
     lines += [r"\bottomrule", r"\end{tabular}", f"\\caption{{{caption}}}", f"\\label{{tab:{table.key}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -31,10 +31,20 @@ class RowSpec:
 @dataclass(frozen=True)
 class TableSpec:
     key: str
-    title: str
+    number: str  # "Table 4.1"
+    what: str  # what it measures, without the data set
+    thesis_data: str  # the data set the thesis evaluated
     columns: tuple[str, ...]  # as printed in the thesis
     metrics: tuple[str, ...]  # metric keys (evaluation.core.items / evaluation.report.study_tables)
     rows: tuple[RowSpec, ...]
+
+    @property
+    def task(self) -> str:
+        return self.metrics[0].split("/")[0]
+
+    def title(self, data: str) -> str:
+        """The title naming the data set actually evaluated, beside the thesis's."""
+        return f"{self.number}: {self.what} on {data} (the thesis: {self.thesis_data})"
 
 
 def _classes(group: str, names: tuple[str, ...], ratio: str = "0.7") -> tuple[RowSpec, ...]:
@@ -51,19 +61,22 @@ RETRIEVAL_COLUMNS = ("TR r@1", "TR r@5", "TR r@10", "IR r@1", "IR r@5", "IR r@10
 VQA_COLUMNS = ("Yes/No", "Number", "Other", "Overall")
 
 LAYOUTS: tuple[TableSpec, ...] = (
-    TableSpec("table_4_1", "Table 4.1: Flickr30K zero-shot image-text retrieval", RETRIEVAL_COLUMNS, RETRIEVAL,
-              (ALBEF, RANDOM) + CLASSES),
-    TableSpec("table_4_2", "Table 4.2: VALSE zero-shot image-text matching (pairwise accuracy acc_r)",
+    TableSpec("table_4_1", "Table 4.1", "zero-shot image-text retrieval", "Flickr30K", RETRIEVAL_COLUMNS,
+              RETRIEVAL, (ALBEF, RANDOM) + CLASSES),
+    TableSpec("table_4_2", "Table 4.2", "zero-shot image-text matching of captions against foils (pairwise accuracy "
+              "acc_r)", "VALSE",
               ("Existence quantifiers", "Plurality number", "Counting balanced", "Counting small number",
                "Counting adversarial", "Spatial relations", "Action replacement", "Action actant swap",
                "Coreference standard", "Coreference clean", "Foil-it!", "Avg"),
               tuple(f"valse/{p}" for p in VALSE_PIECES) + ("valse/avg",), (RANDOM,) + CLASSES + (NO_MASKING,)),
-    TableSpec("table_4_3", "Table 4.3: VQA v2 accuracy per answer type", VQA_COLUMNS, VQA, (RANDOM,) + CLASSES),
-    TableSpec("table_4_4", "Table 4.4: Flickr30K zero-shot retrieval at masking probability 0 / 70 / 100 %",
-              RETRIEVAL_COLUMNS, RETRIEVAL, RATIOS),
-    TableSpec("table_4_5", "Table 4.5: VQA v2 accuracy at masking probability 0 / 70 / 100 % (NOUN)", VQA_COLUMNS,
-              VQA, (RowSpec("", "NOUN (70 %)", "NOUN 0.7"), RowSpec("", "NOUN (100 %)", "NOUN 1.0"),
-                    RowSpec("", "No Masking (0 %)", "none"))),
+    TableSpec("table_4_3", "Table 4.3", "VQA accuracy per answer type", "VQA v2 test-dev", VQA_COLUMNS, VQA,
+              (RANDOM,) + CLASSES),
+    TableSpec("table_4_4", "Table 4.4", "zero-shot retrieval at masking probability 0 / 70 / 100 %",
+              "Flickr30K", RETRIEVAL_COLUMNS, RETRIEVAL, RATIOS),
+    TableSpec("table_4_5", "Table 4.5", "VQA accuracy at masking probability 0 / 70 / 100 % (NOUN)",
+              "VQA v2 test-dev", VQA_COLUMNS, VQA, (RowSpec("", "NOUN (70 %)", "NOUN 0.7"),
+                                                    RowSpec("", "NOUN (100 %)", "NOUN 1.0"),
+                                                    RowSpec("", "No Masking (0 %)", "none"))),
 )
 
 

@@ -10,8 +10,6 @@ from typing import Any
 from evaluation.core.stats import mean_sd
 from evaluation.report.study_tables import Method
 from evaluation.report.tables import Cell, Row, Table
-from trainer.engine.metrics import read_step_records
-from trainer.run_dir import RunDir
 
 PLATEAU_ACC = 0.6  # ITM accuracy above which the head matches pairs (it sits at 0.5, "no match", before)
 
@@ -59,7 +57,7 @@ def training_table(methods: Sequence[Method]) -> Table | None:
     """The table, or None when no run logged any of its figures."""
     rows = []
     for m in methods:
-        logs = [list(read_step_records(RunDir(run.path).metrics).values()) for run in m.runs]
+        logs = [list(run.step_records().values()) for run in m.runs]
         rows.append(Row(m.group, m.label, [_cell([figure(log) for log in logs]) for _, figure in COLUMNS],
                         seeds=len(m.runs)))
     if all(c.value is None for r in rows for c in r.cells):

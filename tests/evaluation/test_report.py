@@ -38,8 +38,9 @@ def _run(root: Path, name: str, pos: str, ratio: float, score: float, shards: Pa
 
 
 def report_args(runs: list[Path], out: Path, **extra) -> argparse.Namespace:
-    return argparse.Namespace(runs=[str(r) for r in runs], out=str(out), title="t",
-                              **({"reference": "random 0.15", "with_thesis": False} | extra))
+    defaults = {"reference": "random 0.15", "with_thesis": False, "from_items": None, "evidence": None,
+                "adjust": "holm", "alpha": 0.05, "full_layout": False}
+    return argparse.Namespace(runs=[str(r) for r in runs] or None, out=str(out), title="t", **(defaults | extra))
 
 
 def test_report_tables_and_figures(tmp_path):
@@ -54,7 +55,7 @@ def test_report_tables_and_figures(tmp_path):
             _run(tmp_path, "tiny-random-0.15", "random", 0.15, 15.0, shards),
             _run(tmp_path, "tiny-random-0.15-albef", "random", 0.15, 16.0, shards, albef=True)]
     out = tmp_path / "report"
-    assert cli_report.run(report_args(runs, out, with_thesis=True)) == 0
+    assert cli_report.run(report_args(runs, out, with_thesis=True, full_layout=True)) == 0
     index = (out / "index.md").read_text()
     for stem in ("figure_4_1", "figure_4_2", "figure_4_3", "figure_4_4", "summary"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").stat().st_size > 1000
@@ -83,7 +84,7 @@ def test_report_tables_and_figures(tmp_path):
     assert header.startswith("group,method,seeds,reference,TR r@1,TR r@1 sd,TR r@1 diff")
     assert "foil-it" in index  # not-run pieces are noted
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    cli_report.run(report_args(runs, out, with_thesis=True))
+    cli_report.run(report_args(runs, out, with_thesis=True, full_layout=True))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # the same report, byte for byte
 
 
@@ -106,7 +107,7 @@ def test_report_intervals_from_per_item_scores(tmp_path):
     out = tmp_path / "report"
     cli_report.run(report_args(runs, out))
     retrieval = (out / "retrieval.md").read_text()
-    assert "| DET 0.7 | 75.00 ± 0.00* |" in retrieval  # two seeds; far above the reference
+    assert "| DET 0.7 | 75.00 ± 0.00† |" in retrieval  # far above the reference, whose one seed: items only
     assert "| NOUN 0.7 | 50.00 |" in retrieval  # same share, other items: not a difference
     det = next(ln for ln in retrieval.splitlines() if ln.startswith("| DET 0.7 | +25.00 ["))
     low, high = (float(x) for x in det.split("[")[1].split("]")[0].split(","))
@@ -153,3 +154,72 @@ def test_a_study_of_other_masking_choices_gets_no_empty_thesis_tables(tmp_path):
     out = tmp_path / "report"
     assert cli_report.run(report_args(runs, out)) == 0
     assert not list(out.glob("table_4_*")) and (out / "retrieval.md").is_file() and (out / "valse.md").is_file()
+
+
+def _items_run(root: Path, name: str, pos: str, seed: int, hits: list[int], shards: Path) -> Path:
+    """A run with retrieval summaries and per-item hits (IR: 2 captions per image, clustered by image)."""
+    run = _run(root, name, pos, 0.15 if pos == "random" else 0.7, 100.0 * sum(hits) / len(hits), shards)
+    record = json.loads((run / "run_config.json").read_text())
+    (run / "run_config.json").write_text(json.dumps(record | {"seed": seed}))
+    images = [f"img{i // 2}" for i in range(len(hits))]
+    (run / "eval" / "retrieval_items.json").write_text(json.dumps({
+        "ks": [1, 5, 10], "tr": {"ids": images[::2], "image_ids": images[::2], "hits": [[h, 1, 1] for h in hits[::2]]},
+        "ir": {"ids": [str(i) for i in range(len(hits))], "image_ids": images, "hits": [[h, 1, 1] for h in hits]}}))
+    return run
+
+
+def test_one_seed_is_item_only_in_words_and_mark_and_has_no_seeds_table(tmp_path):
+    shards = tmp_path / "shards"
+    runs = [_items_run(tmp_path, "random", "random", 42, [1] * 100 + [0] * 100, shards),
+            _items_run(tmp_path, "det", "DET", 42, [1] * 160 + [0] * 40, shards)]
+    out = tmp_path / "report"
+    cli_report.run(report_args(runs, out))
+    retrieval = (out / "retrieval.md").read_text()
+    assert "| DET 0.7 | 80.00† |" in retrieval and "80.00*" not in retrieval
+    assert "cover the evaluation items only, not run-to-run variation" in retrieval
+    assert "over seeds and items" not in retrieval  # no run-to-run claim anywhere in the notes
+    assert "Holm's step-down correction at alpha = 0.05" in retrieval and "the 6 differences" in retrieval
+    assert not (out / "seeds_needed.md").exists()  # no seed spread to go by
+
+
+def test_seeds_give_run_to_run_marks_and_a_seeds_table(tmp_path):
+    shards = tmp_path / "shards"
+    runs = [_items_run(tmp_path, f"random-{k}", "random", 42 + k, [1] * (100 + 4 * k) + [0] * (100 - 4 * k), shards)
+            for k in range(3)]
+    runs += [_items_run(tmp_path, f"det-{k}", "DET", 42 + k, [1] * (160 + 4 * k) + [0] * (40 - 4 * k), shards)
+             for k in range(3)]
+    out = tmp_path / "report"
+    cli_report.run(report_args(runs, out, adjust="bh", alpha=0.01))
+    retrieval = (out / "retrieval.md").read_text()
+    assert "* |" in retrieval and "†" not in retrieval.split("Difference from")[0]
+    assert "the Benjamini-Hochberg false discovery rate at alpha = 0.01" in retrieval
+    assert "99 % interval" in retrieval and " / " in retrieval.split("raw / adjusted")[1]
+    seeds = (out / "seeds_needed.md").read_text()
+    assert "| 2 seeds | 3 seeds | 5 seeds | 10 seeds |" in seeds and "first mark of a family" in seeds
+    assert (out / "forest.png").stat().st_size > 1000 and (out / "forest.pdf").is_file()
+
+
+def test_the_thesis_layout_prints_the_rows_a_study_holds_unless_full(tmp_path):
+    shards = tmp_path / "shards"
+    runs = [_run(tmp_path, "random", "random", 0.15, 15.0, shards), _run(tmp_path, "noun", "NOUN", 0.7, 20.0, shards),
+            _run(tmp_path, "none", "none", 0.0, 10.0, shards)]
+    out = tmp_path / "report"
+    cli_report.run(report_args(runs, out))
+    table = (out / "table_4_2.md").read_text()
+    assert "| Random Masking (ref.) |" in table and "| NOUN |" in table and "| VERB |" not in table
+    assert "on `retrieval.json` (the thesis: Flickr30K)" in (out / "table_4_1.md").read_text()
+    cli_report.run(report_args(runs, out, full_layout=True))
+    assert "| VERB | – |" in (out / "table_4_2.md").read_text()
+
+
+def test_a_report_rebuilds_from_its_evidence_byte_for_byte(tmp_path):
+    shards = tmp_path / "shards"
+    runs = [_items_run(tmp_path, f"{pos}-{k}", pos, 42 + k, [1] * (100 + 30 * (pos == "DET") + k) + [0] * 60, shards)
+            for pos in ("random", "DET") for k in range(2)]
+    first, second = tmp_path / "first", tmp_path / "second"
+    cli_report.run(report_args(runs, first, evidence=str(tmp_path / "evidence")))
+    cli_report.run(report_args([], second, from_items=str(tmp_path / "evidence")))
+    tables = sorted(p.name for p in first.iterdir() if p.suffix in (".md", ".csv", ".tex"))
+    assert tables and all((first / n).read_bytes() == (second / n).read_bytes() for n in tables)
+    with pytest.raises(UserError, match="not a study's evidence"):
+        cli_report.run(report_args([], second, from_items=str(tmp_path)))

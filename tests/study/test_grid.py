@@ -89,3 +89,26 @@ def test_bad_grids_are_refused_in_one_line(tmp_path: Path, change: str, message:
         plan_jobs(load_grid(path), settings)
     text = str(err.value)
     assert message in text and str(path) in text and "\n" not in text
+
+
+def test_plan_prints_every_job_and_its_cost_and_trains_nothing(study_grid: Path, study_shards: Path,
+                                                               tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "s"
+    command = [sys.executable, "-m", "posmask_cli", "study", "--grid", str(study_grid), "--shards", str(study_shards),
+               "--out", str(out), "--seeds", "2", "--plan"]
+    repo = Path(__file__).resolve().parents[2]
+    plain = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    lines = plain.stdout.splitlines()
+    jobs = [ln for ln in lines if ": 5 steps x 1 x batch 8" in ln]
+    assert len(jobs) == 6 and all("pretrain to run" in ln and "eval:retrieval to run" in ln for ln in jobs)
+    assert "(80 samples per epoch)" in jobs[0] and "No projection: give --samples-per-s" in plain.stdout
+    priced = subprocess.run(command + ["--samples-per-s", "0.01"], cwd=repo, capture_output=True, text=True,
+                            timeout=300)
+    # 5 steps x batch 8 at 0.01 samples/s: 4,000 s a run, 6 runs one at a time
+    assert "Pre-training left: 6 runs, 6.7 device-hours, about 6.7 h of wall time" in priced.stdout
+    assert "given with --samples-per-s" in priced.stdout and "pre-training 1.11 h on 1 device(s)" in priced.stdout
+    assert not out.exists()  # nothing trained, nothing written
