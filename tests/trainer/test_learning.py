@@ -19,6 +19,11 @@ from trainer.data.transforms import normalize
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 240
+# From a random image encoder, ITM leaves its "no match" plateau only while most negatives are easy: with the
+# preset's ramp (hard negatives in over the first half of the run, 120 of these 240 steps) it stays there, as
+# the studies' slow classes do (docs/studies.md). The test keeps the ramp it was written with, so that it still
+# shows every loss falling; the preset's default is what the studies measure.
+HARD_NEGATIVE_WARMUP = 1000
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,8 @@ def test_tiny_preset_learns_on_scenes(scenes_shards: Path, tmp_path: Path) -> No
     result = subprocess.run(
         [sys.executable, "-m", "posmask_cli", "pretrain", "--pos", "NOUN", "--ratio", "0.7", "--preset", "tiny",
          "--shards", str(scenes_shards), "--run", str(run), "--epochs", "5", "--max-steps", str(STEPS),
-         "--log-every", "20"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+         "--log-every", "20", "--hard-negative-warmup", str(HARD_NEGATIVE_WARMUP)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_metrics(run / "metrics.jsonl")
     first, last = records[0], records[-2:]
