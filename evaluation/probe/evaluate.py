@@ -175,8 +175,9 @@ def item_scores(ids: list[str], image_ids: list[str], probs: np.ndarray, names: 
 
 
 def summarise(items: dict[str, Any], totals: dict[str, int], seed: int) -> dict[str, dict[str, Any]]:
-    """Per variant: items scored and skipped, and each figure with its 95 % bootstrap interval over the items
-    (`FIELD_ci`): mean match probability (0-1), original-wins share (%), probability drop (points)."""
+    """Per variant: items scored and skipped, and each figure with its 95 % bootstrap interval over the images (each
+    with its captions; `FIELD_ci`): mean match probability (0-1), original-wins share (%), probability drop
+    (points)."""
     scores = probe_items(items)
     out = {}
     for name, v in items["variants"].items():
