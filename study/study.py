@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from toolbox.atomic import atomic_write_json
@@ -39,7 +40,8 @@ def run_study(spec: str, settings: Settings) -> Path:
     settings.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(settings.out / f"study{'-node%d' % settings.node_rank if settings.follower else ''}.json", {
         "grid": str(grid.path), "grid_text": grid.path.read_text(encoding="utf-8"),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(settings).items()},
+        "settings": {k: str(v) if isinstance(v, Path) else asdict(v) if is_dataclass(v) else v
+                     for k, v in vars(settings).items()},
         "jobs": [{"name": j.name, "seed": j.seed, "run": str(j.run_dir), "steps": [s.argv for s in j.steps]}
                  for j in jobs]})
     log.info("study %s: %d entries x %d seed(s) = %d runs, %d steps -> %s", grid.path.stem, len(grid.entries),
