@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.report import figures as plots
@@ -151,6 +152,34 @@ def _mean_sd(method: Method, key: str) -> tuple[float, float | None] | None:
     return mean_sd(values) if values else None
 
 
+@dataclass
+class ReportTables:
+    """Every table of a report, with the probe's and the headline table kept for their figures."""
+
+    methods: list[Method]
+    tables: list[Table]
+    probe: list[Table]
+    headline: Table | None
+
+
+def report_tables(runs: Sequence[RunInfo], reference: str | None = DEFAULT_REFERENCE, with_thesis: bool = False,
+                  family: Family = Family(), full_layout: bool = False,
+                  only: Collection[str] | None = None) -> ReportTables:
+    """The report's tables, each with its note on the data; `only`: the keys whose differences are computed (the
+    others come without them: a quick rebuild of a few tables)."""
+    methods = methods_of(runs)
+    stats = StudyStats(methods, reference, family, only)
+    probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
+    training = training_table(methods)
+    headline = headline_table(methods, stats)
+    seeds = seeds_table(methods, stats, headline, HEADLINE) if headline is not None else None
+    tables = (thesis_tables(methods, stats, with_thesis, full_layout) + generic_tables(methods, stats)
+              + [t for t in (headline, seeds, training) if t is not None] + probe)
+    for table in tables:
+        table.footer = data_note(methods, _task_of(table))
+    return ReportTables(methods, tables, probe, headline)
+
+
 def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask report",
                  reference: str | None = DEFAULT_REFERENCE, with_thesis: bool = False, family: Family = Family(),
                  full_layout: bool = False, histograms: Histograms | None = None) -> Path:
@@ -158,19 +187,12 @@ def build_report(runs: Sequence[RunInfo], out: Path, title: str = "posmask repor
     thesis's tables (dashes where the study has none), else the rows the study holds; `histograms`: the training
     shards' POS histograms (None: read from their folders)."""
     out.mkdir(parents=True, exist_ok=True)
-    methods = methods_of(runs)
-    stats = StudyStats(methods, reference, family)
-    probe = probe_tables(methods, stats)  # the probe's tables (POS-swap profile, templates, counts)
-    training = training_table(methods)
-    headline = headline_table(methods, stats)
-    seeds = seeds_table(methods, stats, headline, HEADLINE) if headline is not None else None
-    tables = (thesis_tables(methods, stats, with_thesis, full_layout) + generic_tables(methods, stats)
-              + [t for t in (headline, seeds, training) if t is not None] + probe)
+    built = report_tables(runs, reference, with_thesis, family, full_layout)
+    methods, tables, probe, headline = built.methods, built.tables, built.probe, built.headline
     sections = [f"# {title}", "", f"{len(runs)} run(s), {len(methods)} method(s). Numbers in percent; `–` = not "
                 "evaluated. Every table is also written as CSV and LaTeX (booktabs) beside its Markdown.",
                 "", "## Runs", "", runs_table(runs)]
     for table in tables:
-        table.footer = data_note(methods, _task_of(table))
         sections += index_section(table, out)
     histograms = read_histograms(methods) if histograms is None else histograms
     figures = write_figures(methods, out, histograms, headline) + probe_figures(probe, out)

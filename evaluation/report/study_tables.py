@@ -7,7 +7,7 @@ corrected together (`Family`), and its notes name the family, its size, the corr
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -95,11 +95,12 @@ class Family:
 class StudyStats:
     """Cells of any method and metric, with differences from the reference method, corrected per table."""
 
-    def __init__(self, methods: Sequence[Method], reference: str | None, family: Family = Family()) -> None:
+    def __init__(self, methods: Sequence[Method], reference: str | None, family: Family = Family(),
+                 only: Collection[str] | None = None) -> None:
         wanted = normalise(reference) if reference else None
         self.reference = next((m for m in methods if wanted in (normalise(m.label),
                                                                 *(normalise(r.name) for r in m.runs))), None)
-        self.family = family
+        self.family, self.only = family, only  # only: the tables whose differences are computed (None: all)
         self._cache: dict[tuple[str, str, int], Comparison | None] = {}
 
     def comparable(self, method: Method | None, key: str) -> bool:
@@ -130,7 +131,8 @@ class StudyStats:
               metrics: Sequence[str], notes: Sequence[str] = ()) -> Table:
         """A table of `rows` (method, group, label) x `metrics`, its differences computed and corrected as one
         family, with the family's notes."""
-        pairs = [(i, j) for i, (m, _, _) in enumerate(rows) for j, k in enumerate(metrics) if self.comparable(m, k)]
+        pairs = [(i, j) for i, (m, _, _) in enumerate(rows) for j, k in enumerate(metrics) if self.comparable(m, k)
+                 and (self.only is None or key in self.only)]
         resamples = resamples_for(len(pairs), self.family.alpha)
         raw = {(i, j): self.comparison(rows[i][0], metrics[j], resamples) for i, j in pairs}  # type: ignore[arg-type]
         tested = [p for p in pairs if raw[p] is not None]
