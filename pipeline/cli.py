@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default=None, metavar="FORMAT",
                         help="required: input format, one of coco, img2dataset, table, scenes")
     parser.add_argument("--src", type=Path, default=None, help="required: input file or folder (see formats below)")
-    parser.add_argument("--out", type=Path, default=None, help="required: output folder")
+    parser.add_argument("--out", default=None, help="required: output folder, or an fsspec URL (s3://bucket/out, ...) "
+                                                    "the finished output is published to (made in --stage first)")
+    parser.add_argument("--stage", type=Path, default=None,
+                        help="with a URL --out: the local folder the output is made in before it is published "
+                             "(default: one under the temp dir; shared by every node of a Ray cluster)")
     parser.add_argument("--workers", type=int, default=2, help="local Ray worker processes (default 2)")
     parser.add_argument("--image-size", type=int, default=256,
                         help="downscale (never upscale) to this shorter side; 0 keeps the bytes (default 256)")
