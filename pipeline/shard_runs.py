@@ -49,7 +49,7 @@ def run_tasks(pending: list[ChunkSpec], task_cfg: Any, cfg: Any, results: dict[i
                 else ray_results(pending, task_cfg, cfg.workers, total_chunks, address, task))
     known = all(spec.n_items is not None for spec in total_chunks)
     total = sum(spec.n_items or 0 for spec in total_chunks) if known else None
-    with closing(finished), Progress(total, desc="tag-shards", unit="cap", terminal=cfg.progress,
+    with closing(finished), Progress(total, desc=getattr(cfg, "verb", "tag-shards"), unit="cap", terminal=cfg.progress,
                                      initial=sum(r.read for r in results.values())) as bar:
         for result in finished:
             results[result.index] = result
