@@ -129,9 +129,9 @@ def open_stream(location: str | os.PathLike[str]) -> IO[bytes]:
         if where == HTTP:
             raise _http_error(location, err) from None
         raise UserError(f"{location}: cannot open ({err})") from None
-    import webdataset.gopen as gopen  # pipe: webdataset's reader, which checks the command's exit status
+    from webdataset.gopen import gopen_pipe  # webdataset's reader, which checks the command's exit status
 
-    return gopen.gopen_pipe(location, "rb")
+    return gopen_pipe(location, "rb")
 
 
 def size(location: str | os.PathLike[str]) -> int | None:
