@@ -81,7 +81,8 @@ def check_same_vocab(manifest: dict[str, Any], info: TokenizerInfo) -> None:
     entry = manifest.get("tokenizer", {}) or {}
     recorded = entry.get("vocab_sha256")
     if recorded != info.vocab_sha256:
-        made = f"{entry.get('name', '?')} (vocab sha256 {str(recorded)[:12]}..., {entry.get('vocab_size', '?')} entries)"
+        size = entry.get("vocab_size", "?")
+        made = f"{entry.get('name', '?')} (vocab sha256 {str(recorded)[:12]}..., {size} entries)"
         raise UserError(
             f"tokenizer vocabulary mismatch: the shards were tokenized with {made}, the model reads "
             f"{info.name} (vocab sha256 {info.vocab_sha256[:12]}..., {info.vocab_path}); train on a tag-shards "

@@ -9,12 +9,13 @@ atomic-write rule for object stores (each file to a temporary key, then renamed,
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import posixpath
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -107,11 +108,26 @@ def read_bytes(location: str | os.PathLike[str]) -> bytes:
             raise UserError(f"{location}: read failed ({err})") from None
 
 
+@contextlib.contextmanager
+def _one_line(location: str, doing: str) -> Iterator[None]:
+    """Errors of reading `location` as one line naming it: `NotFound`, an HTTP status, or what failed."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise NotFound(f"{location}: no such file") from None
+    except UserError:
+        raise
+    except OSError as err:
+        if kind(location) == HTTP:
+            raise _http_error(location, err) from None
+        raise UserError(f"{location}: cannot {doing} ({err})") from None
+
+
 def open_stream(location: str | os.PathLike[str]) -> IO[bytes]:
     """A binary stream of the file, read front to back (what a tar reader needs); close it when done."""
     location = str(location)
     where = kind(location)
-    try:
+    with _one_line(location, "open it"):
         if where == LOCAL:
             return open(location, "rb")
         if where == HTTP:
@@ -121,14 +137,6 @@ def open_stream(location: str | os.PathLike[str]) -> IO[bytes]:
         if where == FSSPEC:
             fs, path = _fsspec(location)
             return fs.open(path, "rb")
-    except FileNotFoundError:
-        raise NotFound(f"{location}: no such file") from None
-    except UserError:
-        raise
-    except OSError as err:
-        if where == HTTP:
-            raise _http_error(location, err) from None
-        raise UserError(f"{location}: cannot open ({err})") from None
     from webdataset.gopen import gopen_pipe  # webdataset's reader, which checks the command's exit status
 
     return gopen_pipe(location, "rb")
@@ -139,7 +147,7 @@ def size(location: str | os.PathLike[str]) -> int | None:
     HTTP server that sends no Content-Length)."""
     location = str(location)
     where = kind(location)
-    try:
+    with _one_line(location, "read its size"):
         if where == LOCAL:
             return os.path.getsize(location)
         if where == HTTP:
@@ -152,14 +160,6 @@ def size(location: str | os.PathLike[str]) -> int | None:
         if where == FSSPEC:
             fs, path = _fsspec(location)
             return int(fs.size(path))
-    except FileNotFoundError:
-        raise NotFound(f"{location}: no such file") from None
-    except UserError:
-        raise
-    except OSError as err:
-        if where == HTTP:
-            raise _http_error(location, err) from None
-        raise UserError(f"{location}: cannot read its size ({err})") from None
     return None
 
 

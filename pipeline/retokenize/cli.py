@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from pipeline.cli import add_runner_arguments, require
 
 HELP = "re-make a tag-shards output's tokens with any Hugging Face fast tokenizer, exact UPOS kept, without tagging"
 
@@ -27,20 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="local Ray worker processes (default 2; 1: no Ray)")
     parser.add_argument("--max-len", type=int, default=None,
                         help="maximum tokens per caption incl. special tokens (default: the input's --max-len)")
-    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
-                        help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray with --workers)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with a different config")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                        help="plain progress lines in the log instead of a bar")
+    add_runner_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Retokenize and print the one-line summary."""
-    from toolbox.errors import UserError
-
-    for flag in ("shards", "tokenizer", "out"):
-        if getattr(args, flag) is None:
-            raise UserError(f"--{flag} is required (see posmask retokenize --help)")
+    require(args, "retokenize", "shards", "tokenizer", "out")
     from pipeline.orchestrate import command_line
     from pipeline.retokenize.run import RetokenizeConfig, run_retokenize
 
