@@ -14,7 +14,8 @@ def test_report_to_reaches_pretraining_and_the_vqa_fine_tune(tmp_path: Path) -> 
                                     report_to="tensorboard"))
     for job in jobs:
         pretrain, retrieval, vqa = job.steps
-        assert pretrain.config.report_to == "tensorboard" and Path(pretrain.config.run).parent == tmp_path / "s" / "runs"
+        assert pretrain.config.report_to == "tensorboard"
+        assert Path(pretrain.config.run).parent == tmp_path / "s" / "runs"
         assert vqa.argv[vqa.argv.index("--report-to") + 1] == "tensorboard" and "--report-to" not in retrieval.argv
     quiet = plan_jobs(grid, Settings(out=tmp_path / "q", shards="data/x", tasks=("vqa",)))
     assert all(j.config.report_to == "none" and "--report-to" not in j.steps[1].argv for j in quiet)
