@@ -35,6 +35,7 @@ CURRICULUM  ?=
 LOSS_WEIGHTS ?=
 EPOCHS      ?=
 MAX_STEPS   ?=
+REPORT_TO   ?=# tensorboard: TensorBoard events beside each metrics.jsonl (pretrain, the VQA fine-tune of eval, study)
 # the tiny preset's supervised image-encoder start (make vision-init); used by pretrain when it exists
 VISION_INIT ?= runs/vision-tiny
 VISION      ?= $(if $(filter tiny,$(PRESET)),$(wildcard $(VISION_INIT)/vision.safetensors))
@@ -109,12 +110,14 @@ pretrain: $(STAMP)
 		--preset $(PRESET) --shards $(SHARDS) \
 		--gpus $(GPUS) $(if $(NPROC),--nproc $(NPROC)) $(if $(RUN),--run $(RUN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 		$(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) $(if $(VISION),--vision-weights $(VISION)) $(if $(ALBEF),--albef) \
+		$(if $(REPORT_TO),--report-to $(REPORT_TO)) \
 		$(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
 		$(if $(MASTER_ADDR),--master-addr $(MASTER_ADDR)) $(if $(MASTER_PORT),--master-port $(MASTER_PORT))
 
 eval: $(STAMP)
 	$(if $(RUN),,$(error make eval needs RUN=runs/NAME))
-	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) $(EVAL_ARGS)
+	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) \
+		$(if $(REPORT_TO),--report-to $(REPORT_TO)) $(EVAL_ARGS)
 
 report_flags = $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) \
 	$(if $(ADJUST),--adjust $(ADJUST)) $(if $(ALPHA),--alpha $(ALPHA))
@@ -147,7 +150,7 @@ study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
 		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
 		$(if $(call given,OUT),--out $(OUT)) $(report_flags) $(if $(filter 1 yes true,$(PLAN)),--plan) \
-		$(if $(SAMPLES_PER_S),--samples-per-s $(SAMPLES_PER_S)) $(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
+		$(if $(SAMPLES_PER_S),--samples-per-s $(SAMPLES_PER_S)) $(if $(REPORT_TO),--report-to $(REPORT_TO)) $(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
 		$(if $(MASTER_ADDR),--master-addr $(MASTER_ADDR)) $(if $(MASTER_PORT),--master-port $(MASTER_PORT))
 
 demo: $(STAMP)

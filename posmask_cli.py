@@ -15,6 +15,7 @@ from toolbox.errors import EXIT_INTERRUPTED, Interrupted, UserError
 COMMANDS: dict[str, str] = {
     "make-scenes": "scenes.cli",
     "tag-shards": "pipeline.cli",
+    "retokenize": "pipeline.retokenize.cli",
     "vision-init": "trainer.cli_vision_init",
     "pretrain": "trainer.cli",
     "eval": "evaluation.cli_eval",

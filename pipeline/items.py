@@ -52,7 +52,8 @@ class InputItem:
 
 @dataclass
 class ChunkSpec:
-    """Input chunk i -> output shard i. Either `items` (file sources) or `path` (a tar to stream)."""
+    """Input chunk i -> output shard i. Either `items` (file sources), `path` (an img2dataset tar to stream) or
+    `url` (a tag-shards tar to retokenize)."""
 
     index: int
     name: str  # output tar name, e.g. "coco-000003.tar"
@@ -60,6 +61,7 @@ class ChunkSpec:
     items: list[InputItem] | None = None
     path: str | None = None
     n_items: int | None = None  # known size, for the progress bar
+    url: str | None = None  # retokenize: the input shard (a path or a URL) that becomes output shard i
     taken: dict[str, str] = field(default_factory=dict)  # keys an earlier input tar holds -> that tar's name
 
 

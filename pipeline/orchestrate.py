@@ -1,10 +1,13 @@
-"""The Ray driver: list input chunks, run one task per missing output shard, merge, summarise."""
+"""The Ray driver: list input chunks, run one task per missing output shard, merge, summarise (`run_output`,
+which `retokenize` shares)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,15 +16,15 @@ from pipeline.images import DEFAULT_MAX_PIXELS, ImagePolicy
 from pipeline.items import ChunkSpec, ShardResult
 from pipeline.sources import safe_key
 from pipeline.shard_runs import run_tasks
-from pipeline.state import check_out, prepare_out, remove_stale_temporaries
+from pipeline.state import (check_out, check_remote_out, local_out, prepare_out, publish_out,
+                            remove_stale_temporaries)
 from pipeline.tagger import model_identity
-from pipeline.worker import TaskConfig
+from pipeline.worker import TaskConfig, process_shard
 from pipeline.writer import WORK_DIR, read_part
 from toolbox.errors import UserError
 from shards.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -30,7 +33,7 @@ class PipelineConfig:
 
     format: str
     src: Path
-    out: Path
+    out: str | Path  # a folder, or an fsspec URL the output is published to (`stage` holds it meanwhile)
     workers: int = 2
     image_size: int = 256
     max_len: int = 64
@@ -48,6 +51,8 @@ class PipelineConfig:
     ray_address: str | None = None
     overwrite: bool = False
     progress: bool | None = None  # None: a bar on a terminal, periodic log lines otherwise; False: log lines
+    stage: Path | None = None  # where an output bound for a URL is made (default: a folder under the temp dir)
+    command: str | None = None  # the command line that made it, for the card
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -163,8 +168,10 @@ def init_ray(workers: int, address: str | None) -> bool:
         if address:
             ray.init(address=address, **options)
         else:
-            # "local": a fresh Ray of our own, even when a `ray start` cluster on this machine left its address
-            ray.init(address="local", num_cpus=workers, object_store_memory=256 * 2**20, **options)
+            # "local": a fresh Ray of our own, even when a `ray start` cluster on this machine left its address.
+            # Ray turns token authentication on for it, and says so in a WARNING on every run: kept on, not said.
+            with quiet_token_notice():
+                ray.init(address="local", num_cpus=workers, object_store_memory=256 * 2**20, **options)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:
         where = f" at {address}" if address else ""
         if is_auth_failure(err):
@@ -173,6 +180,27 @@ def init_ray(workers: int, address: str | None) -> bool:
                             "on every node and on this machine") from None
         raise UserError(f"cannot start or reach Ray{where}: {err}") from None
     return True
+
+
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+class _DropTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTICE)
+
+
+@contextlib.contextmanager
+def quiet_token_notice() -> Iterator[None]:
+    """Leave out Ray's notice that a local cluster it starts uses token authentication (it tells the user
+    nothing to do); its other warnings and errors, and a cluster's refusal, still show."""
+    logger, notice = logging.getLogger(TOKEN_NOTICE_LOGGER), _DropTokenNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def is_auth_failure(err: BaseException | None) -> bool:
@@ -193,25 +221,49 @@ def is_auth_failure(err: BaseException | None) -> bool:
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Run tag-shards end to end; returns the manifest (with a `summary` line under `run`)."""
-    from shards.manifest import read_manifest
     from shards.tokenizer import load_tokenizer
 
     started = time.perf_counter()
     validate(cfg)
     src, images, seed = resolve_source(cfg)
-    out = cfg.out.resolve()
     config = output_config(cfg, src, images, seed)
-    state = check_out(out, config, cfg.overwrite)
-    chunks = [] if state == "done" else build_chunks(cfg, src, images)
+    _, tokenizer_info = load_tokenizer()
+
+    def task_config(out: Path) -> TaskConfig:
+        return TaskConfig(out=str(out), max_len=cfg.max_len, text_only=cfg.text_only,
+                          images=ImagePolicy(image_size=cfg.image_size, max_pixels=cfg.max_image_pixels),
+                          spacy_model=cfg.spacy_model)
+
+    return run_output(cfg, config, lambda: build_chunks(cfg, src, images), process_shard, task_config,
+                      tokenizer_info.to_manifest(), started)
+
+
+def run_output(runner: Any, config: dict[str, Any], make_chunks: Callable[[], list[ChunkSpec]],
+               task: Callable[[ChunkSpec, Any], ShardResult], task_config: Callable[[Path], Any],
+               tokenizer: dict[str, Any], started: float) -> dict[str, Any]:
+    """The driver every shard output shares (tag-shards, retokenize): refuse an OUT made with another `config`
+    or skip a finished one, make each missing shard with `task` (in process or one Ray task each), merge the
+    shards' results into OUT's files, the card and the manifest (last), and publish it when OUT is a URL.
+    `runner`: the command's settings (`out`, `stage`, `overwrite`, `workers`, `ray_address`, `progress`,
+    `command`). Returns the manifest, with a `summary` line under `run`."""
+    from shards.manifest import read_manifest
+
+    out, url = local_out(runner.out, runner.stage)
+    if url is not None and check_remote_out(url, config, runner.overwrite) == "done":
+        manifest = read_manifest(url)
+        manifest["run"]["summary"] = "already complete: " + manifest["run"].get("summary", "")
+        log.info("%s is already complete with this config; nothing to do", url)
+        return manifest
+    state = check_out(out, config, runner.overwrite)
+    chunks = [] if state == "done" else make_chunks()
     prepare_out(out, config, state)
     if state == "done":
         manifest = read_manifest(out)
+        if url is not None:
+            publish_out(out, url)
         manifest["run"]["summary"] = "already complete: " + manifest["run"].get("summary", "")
-        log.info("%s is already complete with this config; nothing to do", out)
+        log.info("%s is already complete with this config; nothing to do", url or out)
         return manifest
-    task_cfg = TaskConfig(out=str(out), max_len=cfg.max_len, text_only=cfg.text_only,
-                          images=ImagePolicy(image_size=cfg.image_size, max_pixels=cfg.max_image_pixels),
-                          spacy_model=cfg.spacy_model)
     results: dict[int, ShardResult] = {}
     for spec in chunks:
         done = read_part(out, spec.name)
@@ -222,26 +274,27 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         log.info("resuming: %d of %d shards already finished", resumed, len(chunks))
     pending = [spec for spec in chunks if spec.index not in results]
     if pending:
-        run_tasks(pending, task_cfg, cfg, results, total_chunks=chunks)
+        run_tasks(pending, task_config(out), runner, results, total_chunks=chunks, task=task)
     remove_stale_temporaries(out)
     elapsed = time.perf_counter() - started
     ordered = [results[spec.index] for spec in chunks]
-    _, tokenizer_info = load_tokenizer()
     from pipeline.outputs import finish, totals
 
     tot = totals(ordered)
-    summary = summary_line(tot, len(chunks), resumed, elapsed, out)
-    run = {"workers": cfg.workers, "ray_address": cfg.ray_address, "seconds": round(elapsed, 2),
+    summary = summary_line(tot, len(chunks), resumed, elapsed, url or out)
+    run = {"workers": runner.workers, "ray_address": runner.ray_address, "seconds": round(elapsed, 2),
            "resumed_shards": resumed, "summary": summary,
            "shards": [{"file": r.name, "seconds": round(r.seconds, 3), "worker_pid": r.worker_pid,
                        "worker_rss_mb": round(r.worker_rss_mb, 1), "finished": round(r.finished, 3)}
                       for r in ordered]}
-    manifest = finish(out, ordered, config, tokenizer_info.to_manifest(), run)
+    manifest = finish(out, ordered, config, tokenizer, run, where=url or str(out), command=runner.command)
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+    if url is not None:
+        publish_out(out, url)
     return manifest
 
 
-def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float, out: Path) -> str:
+def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float, out: Path | str) -> str:
     """One line: read, written, rejected by reason, truncated, shards, time."""
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(tot["rejected_by_reason"].items(), key=lambda kv: -kv[1]))
     rate = tot["read"] / seconds if seconds > 0 else 0.0
@@ -251,10 +304,18 @@ def summary_line(tot: dict[str, Any], shards: int, resumed: int, seconds: float,
             f"({rate:.0f} captions/s) -> {out}")
 
 
+def command_line(args: Any) -> str | None:
+    """The command as typed (`posmask SUBCOMMAND ...`), for the card; None when not run from the CLI."""
+    import shlex
+
+    argv = getattr(args, "argv", None)
+    return shlex.join(["posmask", *argv]) if argv else None
+
+
 def config_from_args(args: Any) -> PipelineConfig:
     """PipelineConfig from parsed CLI arguments."""
-    return PipelineConfig(**{k: getattr(args, k) for k in PipelineConfig.__dataclass_fields__
-                             if hasattr(args, k)})
+    values = {k: getattr(args, k) for k in PipelineConfig.__dataclass_fields__ if hasattr(args, k)}
+    return PipelineConfig(**{**values, "command": command_line(args)})
 
 
 __all__ = ["PipelineConfig", "run_pipeline"]

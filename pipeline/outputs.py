@@ -1,4 +1,4 @@
-"""Merging finished shards into OUT: sizes.json, captions.parquet, rejects.parquet, histogram, manifest."""
+"""Merging finished shards into OUT: sizes.json, captions.parquet, rejects.parquet, histogram, the card, manifest."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,10 @@ from typing import Any
 from pipeline.items import ShardResult
 from pipeline.writer import caption_schema, part_paths
 from toolbox.atomic import atomic_path, atomic_write_text
+from shards.card import render_card
 from shards.histogram import plot_histogram
-from shards.manifest import CAPTIONS_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest, write_sizes
+from shards.manifest import (CAPTIONS_NAME, CARD_NAME, HISTOGRAM_NAME, REJECTS_NAME, SHARDS_DIR, write_manifest,
+                             write_sizes)
 from shards.schema import SCHEMA_VERSION
 from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
 
@@ -72,8 +74,9 @@ def write_histogram(out: Path, hist: dict[str, Any]) -> None:
 
 
 def finish(out: Path, results: list[ShardResult], config: dict[str, Any], tokenizer: dict[str, Any],
-           run: dict[str, Any]) -> dict[str, Any]:
-    """Write every OUT file from the shard results; manifest.json last. Returns the manifest."""
+           run: dict[str, Any], where: str | None = None, command: str | None = None) -> dict[str, Any]:
+    """Write every OUT file from the shard results, the card (README.md, for the output at `where`, made by
+    `command`), manifest.json last. Returns the manifest."""
     results = sorted(results, key=lambda r: r.index)
     write_sizes(out / SHARDS_DIR, {r.name: r.samples for r in results})
     write_captions(out, results)
@@ -89,9 +92,11 @@ def finish(out: Path, results: list[ShardResult], config: dict[str, Any], tokeni
         "not_a_word": NOT_A_WORD,
         "shards": [{"file": r.name, "samples": r.samples, "bytes": r.bytes, "sha256": r.sha256} for r in results],
         "totals": totals(results),
-        "files": {"captions": CAPTIONS_NAME, "rejects": REJECTS_NAME, "histogram": f"{HISTOGRAM_NAME}.json"},
+        "files": {"captions": CAPTIONS_NAME, "rejects": REJECTS_NAME, "histogram": f"{HISTOGRAM_NAME}.json",
+                  "card": CARD_NAME},
         "config": config,
         "run": run,
     }
+    atomic_write_text(out / CARD_NAME, render_card(manifest, hist, where or str(out), command))
     write_manifest(out, manifest)
     return manifest

@@ -7,18 +7,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pipeline.items import ChunkSpec, ShardResult
-from pipeline.worker import TaskConfig, process_shard
+from pipeline.worker import process_shard
 from toolbox.errors import UserError
-
-if TYPE_CHECKING:
-    from pipeline.orchestrate import PipelineConfig
 
 log = logging.getLogger(__name__)
 TASK_RETRIES = 3
 T = TypeVar("T")
+Task = Callable[[ChunkSpec, Any], ShardResult]  # one output shard from its chunk and the command's task config
 
 
 def shard_failure(name: str, err: BaseException) -> UserError:
@@ -33,24 +31,25 @@ def shard_failure(name: str, err: BaseException) -> UserError:
     return UserError(f"shard {name} failed after {TASK_RETRIES} retries: {last_line}; re-run to resume")
 
 
-def in_process(cfg: PipelineConfig, address: str | None) -> bool:
+def in_process(cfg: Any, address: str | None) -> bool:
     """One local worker and no Ray running: the shards are made in this process (Ray would add its start-up,
     about 6 s, and nothing else)."""
     ray = sys.modules.get("ray")
     return address is None and cfg.workers == 1 and not (ray is not None and ray.is_initialized())
 
 
-def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfig,
-              results: dict[int, ShardResult], total_chunks: list[ChunkSpec]) -> None:
-    """Make every pending shard (in this process, or one Ray task each), with a progress bar."""
+def run_tasks(pending: list[ChunkSpec], task_cfg: Any, cfg: Any, results: dict[int, ShardResult],
+              total_chunks: list[ChunkSpec], task: Task = process_shard) -> None:
+    """Make every pending shard with `task` (in this process, or one Ray task each), with a progress bar.
+    `cfg`: the command's settings (`workers`, `ray_address`, `progress`: a PipelineConfig, a RetokenizeConfig)."""
     from toolbox.progress import Progress
 
     address = cfg.ray_address if cfg.ray_address is not None else os.environ.get("RAY_ADDRESS") or None
-    finished = (inline_results(pending, task_cfg, total_chunks) if in_process(cfg, address)
-                else ray_results(pending, task_cfg, cfg.workers, total_chunks, address))
+    finished = (inline_results(pending, task_cfg, total_chunks, task) if in_process(cfg, address)
+                else ray_results(pending, task_cfg, cfg.workers, total_chunks, address, task))
     known = all(spec.n_items is not None for spec in total_chunks)
     total = sum(spec.n_items or 0 for spec in total_chunks) if known else None
-    with closing(finished), Progress(total, desc="tag-shards", unit="cap", terminal=cfg.progress,
+    with closing(finished), Progress(total, desc=getattr(cfg, "verb", "tag-shards"), unit="cap", terminal=cfg.progress,
                                      initial=sum(r.read for r in results.values())) as bar:
         for result in finished:
             results[result.index] = result
@@ -60,8 +59,8 @@ def run_tasks(pending: list[ChunkSpec], task_cfg: TaskConfig, cfg: PipelineConfi
             bar.update(result.read)
 
 
-def inline_results(pending: list[ChunkSpec], task_cfg: TaskConfig,
-                   total_chunks: list[ChunkSpec]) -> Iterator[ShardResult]:
+def inline_results(pending: list[ChunkSpec], task_cfg: Any, total_chunks: list[ChunkSpec],
+                   task: Task = process_shard) -> Iterator[ShardResult]:
     """The shards made one after the other in this process (a failure stops the run; a re-run resumes)."""
     from pipeline.sources import img2dataset
 
@@ -69,7 +68,7 @@ def inline_results(pending: list[ChunkSpec], task_cfg: TaskConfig,
         plan_tars(total_chunks, [inline_call(spec.name, img2dataset.tar_keys, spec.path, spec.source)
                                  for spec in total_chunks])
     for spec in pending:
-        yield inline_call(spec.name, process_shard, spec, task_cfg)
+        yield inline_call(spec.name, task, spec, task_cfg)
 
 
 def inline_call(name: str, function: Callable[..., T], *args: Any) -> T:
@@ -85,8 +84,8 @@ def inline_call(name: str, function: Callable[..., T], *args: Any) -> T:
         raise UserError(f"shard {name} failed: {type(err).__name__}: {last}; re-run to resume") from None
 
 
-def ray_results(pending: list[ChunkSpec], task_cfg: TaskConfig, workers: int, total_chunks: list[ChunkSpec],
-                address: str | None) -> Iterator[ShardResult]:
+def ray_results(pending: list[ChunkSpec], task_cfg: Any, workers: int, total_chunks: list[ChunkSpec],
+                address: str | None, task: Task = process_shard) -> Iterator[ShardResult]:
     """One Ray task per pending shard (a bounded number in flight, retried on worker failure), as they finish.
     A local Ray started here is watched by `pipeline.reaper` (Linux), so that a driver killed hard leaves none of it."""
     import ray
@@ -100,7 +99,7 @@ def ray_results(pending: list[ChunkSpec], task_cfg: TaskConfig, workers: int, to
         started_ray = init_ray(workers, address)
         if total_chunks[0].path is not None:  # img2dataset: a header pre-pass makes keys unique across tars
             plan_tars(total_chunks, ray_map(total_chunks))
-        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(process_shard)
+        remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=[OSError])(task)
         cfg_ref = ray.put(task_cfg)
         in_flight: dict[Any, ChunkSpec] = {}
         queue = list(pending)

@@ -76,10 +76,15 @@ def load_tokenizer():  # -> tuple[transformers.PreTrainedTokenizerFast, Tokenize
 
 
 def check_same_vocab(manifest: dict[str, Any], info: TokenizerInfo) -> None:
-    """Refuse to train or evaluate with a vocabulary other than the one that made the shards."""
-    recorded = manifest.get("tokenizer", {}).get("vocab_sha256")
+    """Refuse to train or evaluate with a vocabulary other than the one that made the shards (one line: a
+    `posmask retokenize` output names its tokenizer)."""
+    entry = manifest.get("tokenizer", {}) or {}
+    recorded = entry.get("vocab_sha256")
     if recorded != info.vocab_sha256:
+        size = entry.get("vocab_size", "?")
+        made = f"{entry.get('name', '?')} (vocab sha256 {str(recorded)[:12]}..., {size} entries)"
         raise UserError(
-            f"tokenizer vocabulary mismatch: shards were made with vocab sha256 {recorded}, "
-            f"this machine has {info.vocab_sha256} ({info.vocab_path})"
+            f"tokenizer vocabulary mismatch: the shards were tokenized with {made}, the model reads "
+            f"{info.name} (vocab sha256 {info.vocab_sha256[:12]}..., {info.vocab_path}); train on a tag-shards "
+            "output, or one retokenized with that vocabulary"
         )

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--images", help="image root(s) for every task (`posmask eval --images`)")
     add("--plan", action="store_true", help="train nothing: print every job (done or to run), the steps per run "
         "and the projected device-hours and wall time")
+    add("--report-to", choices=("none", "tensorboard"), help="tensorboard: every run's pre-training and VQA "
+        "fine-tune write TensorBoard events beside their metrics.jsonl (`tensorboard --logdir OUT` shows them all)")
     add("--samples-per-s", type=float, help="training samples per second per GPU for --plan's projection (default: "
         "the measured figure in docs/benchmarks.md, when it has one)")
     add_report_options(parser)
@@ -71,7 +73,7 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
                     with_thesis=args.with_thesis, family=family_of(args), full_layout=args.full_layout or None,
                     samples_per_s=args.samples_per_s,
                     nnodes=launch.nnodes, node_rank=launch.node_rank,
-                    master_addr=launch.master_addr, master_port=launch.master_port)
+                    master_addr=launch.master_addr, master_port=launch.master_port, report_to=args.report_to)
 
 
 def run(args: argparse.Namespace) -> int:

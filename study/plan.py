@@ -40,6 +40,7 @@ class Settings:
     node_rank: int = 0
     master_addr: str | None = None
     master_port: int | None = None
+    report_to: str | None = None  # "tensorboard": every run's pre-training and VQA fine-tune write events
 
     @property
     def follower(self) -> bool:
@@ -75,7 +76,8 @@ class Job:
 
 def pretrain_options(entry: Entry, settings: Settings) -> dict[str, Any]:
     """The entry's pretrain options with the command line's overrides (the command line wins)."""
-    overrides = {"preset": settings.preset, "shards": settings.shards, "max_steps": settings.max_steps}
+    overrides = {"preset": settings.preset, "shards": settings.shards, "max_steps": settings.max_steps,
+                 "report_to": settings.report_to}
     return {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
 
 
@@ -113,6 +115,8 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
                           launch=node_flags(settings), config=config, config_path=plan)]
             for task in settings.tasks or entry.tasks:
                 eval_options = {"seed": seed, **entry.eval_options, **entry.task_options.get(task, {})}
+                if task == "vqa" and settings.report_to:
+                    eval_options["report_to"] = settings.report_to
                 for key in ("data", "images"):
                     given = per_task(getattr(settings, key))
                     if task in given or "*" in given:

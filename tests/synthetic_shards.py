@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toolbox.atomic import sha256_file
 from shards.manifest import SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION, TaggedCaption, encode_sample
 from shards.upos import NOT_A_WORD, UPOS_ID
@@ -119,7 +120,8 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
             for sample in chunk:
                 writer.write(sample)
         sizes[name] = len(chunk)
-        entries.append({"file": name, "samples": len(chunk), "bytes": (root / SHARDS_DIR / name).stat().st_size})
+        tar = root / SHARDS_DIR / name
+        entries.append({"file": name, "samples": len(chunk), "bytes": tar.stat().st_size, "sha256": sha256_file(tar)})
     write_sizes(root / SHARDS_DIR, sizes)
     write_manifest(root, {
         "schema_version": SCHEMA_VERSION, "tokenizer": info.to_manifest(),

@@ -23,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--ratio", type=float, help="masking probability per candidate, in (0, 1]; default 0.15 for random, "
                                     "0.7 for POS classes; not allowed with none")
     add("--preset", choices=("thesis", "tiny"), default="thesis", help="model and training defaults")
-    add("--shards", help="a finished `posmask tag-shards` output directory, or several comma-separated (mixed in "
-                         "proportion to their sizes); required unless --config")
+    add("--shards", help="a finished `posmask tag-shards` output: a folder, or a URL of one (http(s)://, any fsspec "
+                         "URL such as s3://bucket/out, or 'pipe:CMD' with {} for the file's path in the output); "
+                         "several separated by :: or commas, brace-expanded (mixed in proportion to their sizes); "
+                         "required unless --config")
     add("--config", metavar="FILE", help="a run config written by `posmask study` (TrainConfig as JSON), instead of "
                                          "the configuration flags (only --gpus, --nproc, --cpu and the machine flags "
                                          "may go with it)")
@@ -57,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(default: guessed from the GPU name)")
     add("--fp32", action="store_true", help="no bf16 autocast on GPU (reference timings)")
     add("--cpu", action="store_true", help="train on CPU even if a GPU is present")
+    add("--report-to", choices=("none", "tensorboard"),
+        help="tensorboard: also write TensorBoard event files beside metrics.jsonl "
+             "(pip install 'posmask[tensorboard]')")
+    add("--verify-shards", action="store_true", help="check every shard's sha256 against the manifest before "
+                                                      "training (reads each shard once); sizes are always checked")
+    add("--allow-damaged-shards", action="store_true",
+        help="train on shards whose size or sha256 differs from the manifest's (one warning each)")
     add_reference_options(parser)
     add_launch_options(parser)
     add_masking_options(parser)
@@ -130,7 +139,8 @@ def build_config(args: argparse.Namespace):  # -> trainer.config.TrainConfig
         ckpt_every=args.ckpt_every, compile=args.compile or None, amp=False if args.fp32 else None,
         loss_weights=loss_weights,
         peak_tflops=args.peak_tflops, augment=args.augment, decay_groups=args.decay_groups, mlm_mean=args.mlm_mean,
-        decode=args.decode)
+        decode=args.decode, report_to=args.report_to, verify_shards=args.verify_shards or None,
+        allow_damaged_shards=args.allow_damaged_shards or None)
     for name in ("epochs", "max_steps", "batch_size", "log_every", "ckpt_every", "queue_size"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
@@ -181,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
     launch = launch_from_args(args, args.gpus if cuda else (args.nproc or 1))
     if launch.multiprocess and not under_torchrun():
         return launch_torchrun(launch, args.argv)
-    missing = [p for p in cfg.shards.split(",") if not os.path.isdir(p.strip())]
+    from toolbox.urls import is_remote
+    from trainer.data.stream import split_outputs
+
+    missing = [p for p in split_outputs(cfg.shards) if not is_remote(p) and not os.path.isdir(p)]
     if missing:
         raise UserError(f"--shards {missing[0]}: no such directory (run `make tag-shards` first)")
     info = setup(cuda)

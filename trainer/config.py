@@ -10,6 +10,7 @@ from typing import Any
 from toolbox.errors import UserError
 from trainer.data.device_decode import check_decode
 from trainer.engine.engine import DECAY_GROUPS
+from trainer.engine.metrics import REPORT_TO
 from trainer.model.losses import MLM_MEANS
 from trainer.masking.loss_weights import LossWeights
 from trainer.masking.masker import MASK_REPLACEMENT
@@ -107,10 +108,14 @@ class TrainConfig:
     compile: bool = False
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     peak_tflops: float | None = None  # for MFU; guessed from the GPU name when None
+    report_to: str = "none"  # "tensorboard": event files beside metrics.jsonl too (trainer.engine.metrics)
+    verify_shards: bool = False  # check every shard's sha256 against the manifest before training
+    allow_damaged_shards: bool = False  # train on shards whose size or sha256 differs from the manifest's
 
     def __post_init__(self) -> None:
         self.run = self.run or self.default_run()
-        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS)):
+        for name, valid in (("augment", AUGMENTS), ("decay_groups", DECAY_GROUPS), ("mlm_mean", MLM_MEANS),
+                            ("report_to", REPORT_TO)):
             if getattr(self, name) not in valid:
                 raise UserError(f"{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
         check_decode(self.decode, self.augment)

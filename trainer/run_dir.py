@@ -6,6 +6,8 @@ its paths from here.
       run_config.json     the run record (TrainConfig.to_dict() and what it resolved to for this run)
       checkpoint.pt       the run engine's checkpoint (every training loop: resume)
       metrics.jsonl       one record per logging step (every training loop)
+      events.out.tfevents.*   the same records as TensorBoard events (`--report-to tensorboard`; `events` is
+                          their folder: the run folder itself, so `tensorboard --logdir` a study shows every run)
       model.safetensors   the trained model; config.json, its architecture
       losses.png          the loss curves
       summary.json        written last by pre-training: the run is finished
@@ -24,6 +26,7 @@ from pathlib import Path
 RUN_CONFIG = "run_config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's own name for its event files
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 LOSS_PLOT = "losses.png"
@@ -91,6 +94,11 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / METRICS
+
+    @property
+    def events(self) -> Path:
+        """The folder of the TensorBoard event files (`EVENTS_PREFIX`*): the run folder, beside metrics.jsonl."""
+        return self.path
 
     @property
     def model(self) -> Path:

@@ -3,6 +3,7 @@ the run engine (trainer.engine.engine: optimiser, schedule, DDP, checkpoints, re
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from typing import Any
@@ -14,8 +15,9 @@ from toolbox.errors import Interrupted
 from shards.tokenizer import check_same_vocab, load_tokenizer
 from trainer.model.albef import MomentumQueue
 from trainer.config import TrainConfig
-from trainer.data.stream import (ShardStream, StreamSettings, check_word_index, make_loader, open_shards,
-                                 steps_per_epoch, to_device)
+from trainer.data.reads import ReadCount, fresh_reads
+from trainer.data.stream import (ShardStream, StreamSettings, check_shard_files, check_word_index, make_loader,
+                                 open_shards, steps_per_epoch, to_device)
 from trainer.data.device_decode import device_decode
 from trainer.engine.distributed import DistInfo
 from trainer.engine.engine import Engine, OptimSettings, capped_warmup
@@ -44,7 +46,8 @@ def optim_settings(cfg: TrainConfig, total: int, steps_per_epoch_: int = 1) -> O
 
 def fresh_loop_state() -> dict[str, Any]:
     """What a run carries across checkpoints besides the engine's state: counters and data position."""
-    return {"stats": {"empty_mlm_batches": 0, "corrupt_samples": 0}, "epoch": 0, "drawn": {}, "workers": None}
+    return {"stats": {"empty_mlm_batches": 0, "corrupt_samples": 0, "epochs": []}, "epoch": 0, "drawn": {},
+            "workers": None, "reads": fresh_reads()}
 
 
 def step_inputs(batch: dict[str, torch.Tensor], spec: MaskSpec, masker: Masker, cfg: TrainConfig, step: int,
@@ -72,15 +75,17 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     device, rank, world = info.device, info.rank, info.world_size
     run_dir, spec = RunDir(cfg.run), cfg.mask
     shards = open_shards(cfg.shards)
-    if spec.whole_word:
-        check_word_index(shards)
     _, tok = load_tokenizer()
     check_same_vocab(shards.manifest, tok)
+    check_shard_files(shards, cfg.allow_damaged_shards, cfg.verify_shards)
+    if spec.whole_word:
+        check_word_index(shards)
     model_config = dataclasses.replace(cfg.model, vocab_size=tok.vocab_size, pad_id=tok.pad_id)  # the shards'
     spe = steps_per_epoch(shards.total, world, cfg.batch_size)
     total = spe * cfg.epochs if cfg.max_steps is None else min(spe * cfg.epochs, cfg.max_steps)
     engine = Engine(run_dir.path, optim_settings(cfg, total, spe), info, total, cfg.identity(), amp=cfg.amp,
-                    compile=cfg.compile, progress_keys=("loss", "mlm", "itc", "itm", "itm_acc", "masked_share"))
+                    compile=cfg.compile, progress_keys=("loss", "mlm", "itc", "itm", "itm_acc", "masked_share"),
+                    report_to=cfg.report_to)
 
     torch.manual_seed(cfg.seed)  # identical init on every rank
     model = PosMaskModel(model_config, vision_weights="random" if engine.resuming else cfg.vision_weights)
@@ -96,6 +101,8 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
         atomic_write_json(run_dir.run_config, {**cfg.to_dict(), "resolved": resolved})
     state = engine.loop_state or fresh_loop_state()
     stats = state["stats"]
+    stats.setdefault("epochs", [])  # checkpoints of runs started before the read count
+    reads = ReadCount(state.setdefault("reads", fresh_reads()))
     masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
     image_tokens = (cfg.model.image_size // model.vision.patch_embed.patch_size[0]) ** 2 + 1
     flops = flops_per_sample(model, image_tokens, cfg.model.max_text_len, spec.mlm)
@@ -118,7 +125,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
             epoch, start = divmod(engine.step, spe)
             same_position = state["epoch"] == epoch and state["workers"] == workers
             stream = ShardStream(shards.urls, stream_settings, rank, world, epoch, skip_batches=start,
-                                 drawn=state["drawn"] if same_position and start else None)
+                                 drawn=state["drawn"] if same_position and start else None, sizes=shards.sizes)
             batches = iter(make_loader(stream, cfg.workers, pin_memory=device.type == "cuda"))
             state.update(epoch=epoch, workers=workers, drawn=dict(state["drawn"]) if same_position else {})
             corrupt_before, corrupt = stats["corrupt_samples"], {}  # per worker role, cumulative in this loader
@@ -127,6 +134,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
                     batch = next(batches)
                 corrupt[index % workers] = int(batch.pop("corrupt"))
                 state["drawn"][index % workers] = int(batch.pop("drawn"))
+                reads.add(epoch, batch.pop("shards_read"))
                 stats["corrupt_samples"] = corrupt_before + sum(corrupt.values())
                 batch = to_device(batch, device)  # images normalised (and with --decode gpu decoded) there
                 inputs, counts = step_inputs(batch, spec, masker, cfg, engine.step, spe, total)
@@ -135,9 +143,11 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
                 grad_norm = engine.update(out["loss"])
                 window.add(batch["ids"].shape[0], out, counts)
 
+                if index == spe - 1 or engine.done:  # the epoch's count, in the run record (a collective)
+                    close_epoch(stats, reads.close_epoch(epoch, device), run_dir, info.is_main)
                 if engine.due(cfg.log_every):
                     engine.log({**metrics_record(window, engine, epoch, grad_norm, stats, world, flops, peak, spec),
-                                **schedule_fields(cfg, masker, engine.step - 1, total)})
+                                **reads.totals(device), **schedule_fields(cfg, masker, engine.step - 1, total)})
                 stopped = engine.stop_requested()
                 if stopped or engine.due(cfg.ckpt_every):
                     engine.save(state)
@@ -151,10 +161,24 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     if info.is_main:
         save_pretrained(model, run_dir.path)
         plot_losses(run_dir.metrics, run_dir.losses, title=f"{cfg.preset} {spec.report_label}")
-        atomic_write_json(run_dir.summary, {"steps": engine.step, "mask": spec.to_dict(), **stats})  # last: finished
+        read = {k: sum(e[k] for e in stats["epochs"]) for k in ("samples_read", "samples_expected", "samples_short")}
+        if read["samples_short"]:
+            log.warning("the shards held %d fewer samples than their manifests list (epoch: read/expected %s)",
+                        read["samples_short"], ", ".join(f"{e['epoch']}: {e['samples_read']}/{e['samples_expected']}"
+                                                         for e in stats["epochs"]))
+        atomic_write_json(run_dir.summary, {"steps": engine.step, "mask": spec.to_dict(), **stats,
+                                            **read})  # last: finished
         log.info("done: %s (%s, %s, %s)", run_dir.path, run_dir.model.name, run_dir.model_config.name,
                  run_dir.losses.name)
     return 0
+
+
+def close_epoch(stats: dict[str, Any], record: dict[str, int], run_dir: RunDir, is_main: bool) -> None:
+    """Keep an epoch's read count (once: a resumed epoch replaces its record) and write it to the run record."""
+    stats["epochs"] = [e for e in stats["epochs"] if e["epoch"] != record["epoch"]] + [record]
+    if is_main:
+        config = json.loads(run_dir.run_config.read_text(encoding="utf-8"))
+        atomic_write_json(run_dir.run_config, {**config, "reads": stats["epochs"]})
 
 
 def schedule_fields(cfg: TrainConfig, masker: Masker, step: int, total: int) -> dict[str, Any]:
@@ -172,7 +196,7 @@ def schedule_fields(cfg: TrainConfig, masker: Masker, step: int, total: int) -> 
 
 
 def metrics_record(window: MetricsWindow, engine: Engine, epoch: int, grad_norm: torch.Tensor | None,
-                   stats: dict[str, int], world: int, flops: float, peak: float | None,
+                   stats: dict[str, Any], world: int, flops: float, peak: float | None,
                    spec: MaskSpec) -> dict[str, Any]:
     """One metrics.jsonl line, averaged over the logging window and over ranks (one host sync); `loss` is
     the unweighted sum of the three losses (the weights, when set, are logged beside it)."""
@@ -181,7 +205,8 @@ def metrics_record(window: MetricsWindow, engine: Engine, epoch: int, grad_norm:
     masking = mask_fields(values, spec)
     record = {
         "step": engine.step, "epoch": epoch, "lr": engine.lr, "loss": values["mlm"] + values["itc"] + values["itm"],
-        **values, "grad_norm": float(grad_norm) if grad_norm is not None else None, **masking, **stats,
+        **values, "grad_norm": float(grad_norm) if grad_norm is not None else None, **masking,
+        **{k: v for k, v in stats.items() if k != "epochs"},
         "peak_mem_mb": peak_memory_mb(engine.info.device), "time": time.time(),
     }
     if peak:

@@ -59,6 +59,7 @@ class VQASettings:
     eval_batch_size: int = 64
     log_every: int = 10
     ckpt_every: int = 1000
+    report_to: str = "none"  # "tensorboard": events beside the fine-tune's metrics.jsonl
 
 
 class VQAHead(nn.Module):
@@ -161,7 +162,7 @@ def finetune(model: VQAModel, train: VQASplit, index: dict[str, int], s: VQASett
     total = max(1, int(round(s.epochs * steps_per_epoch)))
     settings = OptimSettings(lr=s.lr, weight_decay=s.weight_decay, warmup_lr=s.warmup_lr, min_lr=s.min_lr,
                              warmup_steps=warmup_steps(s, steps_per_epoch, total), grad_clip=s.grad_clip)
-    engine = Engine(run_dir, settings, info, total, identity)
+    engine = Engine(run_dir, settings, info, total, identity, report_to=s.report_to)
     torch.manual_seed(s.seed + info.rank)
     net = engine.attach(model, lr_scale={"head.": s.head_lr_mult}, find_unused_parameters=True)
     workers = default_workers() if s.workers is None else s.workers

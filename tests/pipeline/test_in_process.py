@@ -1,6 +1,6 @@
 """One local worker runs in the command's own process, without Ray: the same bytes as Ray's two workers (img2dataset
-with keys repeated across tars, and coco with images), the UPOS path in the manifest, and a failure inside a shard
-as one line naming it."""
+with keys repeated across tars, and coco with images), the UPOS path in the manifest, a local Ray without Ray's
+token-authentication notice, and a failure inside a shard as one line naming it."""
 from __future__ import annotations
 
 import json
@@ -32,6 +32,7 @@ def test_one_worker_in_process_writes_what_ray_writes(tmp_path: Path) -> None:
             result = run_cli("--format", fmt, "--src", str(src), "--out", str(outs[workers]), "--workers", workers,
                              "--no-progress", *extra)
             assert result.returncode == 0, result.stderr[-3000:]
+            assert "Token authentication" not in result.stderr  # a local Ray starts without Ray's notice
         same_outputs(outs["1"], outs["2"])
         manifest = json.loads((outs["1"] / "manifest.json").read_text())
         assert manifest["tagger"]["upos_path"] == "lookup" and manifest["run"]["workers"] == 1

@@ -27,9 +27,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from toolbox.errors import UserError
-from shards.manifest import SHARDS_DIR, read_manifest, read_sizes, shard_paths
-from shards.reader import decode_image
+from shards.manifest import read_manifest, read_output_sizes, shard_urls
+from shards.reader import decode_image, tar_samples
 from shards.schema import Sample, decode_array, decode_sample
+from shards.verify import check_shards
 from shards.upos import NOT_A_WORD
 from trainer.data.device_decode import decode_crops, jpeg_box
 from trainer.data.transforms import normalize, train_crop
@@ -47,12 +48,13 @@ def image_id_hash(image_id: Any) -> int:
 
 @dataclass(frozen=True)
 class ShardSet:
-    """The tars of one or several finished tag-shards outputs and their sample counts."""
+    """The tars of one or several finished tag-shards outputs, their sample counts and manifest entries."""
 
-    root: str  # the output folder(s) as given (comma-separated when several)
+    root: str  # the output(s) as given (comma-separated when several)
     manifest: dict[str, Any]  # the first output's (all agree on schema, tokenizer and tagger)
     urls: tuple[str, ...]
     sizes: tuple[int, ...]
+    entries: tuple[dict[str, Any], ...] = ()  # each tar's manifest entry: file, samples, bytes, sha256
 
     @property
     def total(self) -> int:
@@ -62,21 +64,19 @@ class ShardSet:
 TAGGER_IDENTITY = ("model", "model_version", "spacy_version", "pipes")
 
 
-def _open_output(root: Path) -> ShardSet:
-    """One output: check the manifest (schema), list the tars and their sizes (sizes.json, else the manifest)."""
+def _open_output(root: str) -> ShardSet:
+    """One output, wherever it lives (a folder, http(s)://, an fsspec URL, pipe:): check the manifest (schema),
+    list the tars and their sizes (sizes.json, else the manifest)."""
     manifest = read_manifest(root)
-    paths = shard_paths(root)
-    if not paths:
+    urls = shard_urls(root, manifest)
+    if not urls:
         raise UserError(f"{root}: the manifest lists no shards")
-    try:
-        sizes_json = read_sizes(root / SHARDS_DIR)
-    except UserError:
-        sizes_json = {}
-    by_manifest = {e["file"]: int(e["samples"]) for e in manifest["shards"]}
-    sizes = tuple(sizes_json.get(p.name, by_manifest.get(p.name, 0)) for p in paths)
+    sizes_json = read_output_sizes(root) or {}
+    entries = tuple(dict(e) for e in manifest["shards"])
+    sizes = tuple(int(sizes_json.get(e["file"], e.get("samples", 0))) for e in entries)
     if sum(sizes) == 0:
         raise UserError(f"{root}: the shards hold no samples")
-    return ShardSet(root=str(root), manifest=manifest, urls=tuple(str(p) for p in paths), sizes=sizes)
+    return ShardSet(root=root, manifest=manifest, urls=tuple(urls), sizes=sizes, entries=entries)
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -85,11 +85,29 @@ def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
         "vocab_sha256"), **{f"tagger {k}": tagger.get(k) for k in TAGGER_IDENTITY}}
 
 
+def split_outputs(spec: str) -> list[str]:
+    """The outputs a `--shards` value names: separated by `::` (open_clip's way to mix sources) or, without
+    `::`, by commas outside braces; each brace-expanded (`s3://bucket/{cc3m,coco}` names two)."""
+    from braceexpand import braceexpand
+
+    if "::" in spec:
+        parts = spec.split("::")
+    else:
+        parts, depth, start = [], 0, 0
+        for i, char in enumerate(spec):
+            depth += (char == "{") - (char == "}")
+            if char == "," and depth == 0:
+                parts.append(spec[start:i])
+                start = i + 1
+        parts.append(spec[start:])
+    return [out for part in parts if part.strip() for out in braceexpand(part.strip())]
+
+
 def open_shards(spec: str | os.PathLike[str]) -> ShardSet:
-    """A tag-shards output, or several given comma-separated (e.g. CC3M and COCO): their tars are streamed
-    together, so samples mix in proportion to the outputs' sizes. Outputs made with another schema,
-    tokenizer vocabulary or tagger are refused."""
-    parts = [_open_output(Path(p.strip())) for p in str(spec).split(",") if p.strip()]
+    """A tag-shards output, or several (`split_outputs`: e.g. CC3M and COCO), each a local folder or a URL of one:
+    their tars are streamed together, so samples mix in proportion to the outputs' sizes. Outputs made with
+    another schema, tokenizer vocabulary or tagger are refused."""
+    parts = [_open_output(p) for p in split_outputs(str(spec))]
     if not parts:
         raise UserError(f"--shards {spec!r}: no tag-shards output given")
     first = _identity(parts[0].manifest)
@@ -100,7 +118,27 @@ def open_shards(spec: str | os.PathLike[str]) -> ShardSet:
             raise UserError(f"{part.root} was made with another {diff[0]} than {parts[0].root} "
                             f"({other[diff[0]]!r} vs {first[diff[0]]!r}); re-tag one of them so that they match")
     return ShardSet(root=",".join(p.root for p in parts), manifest=parts[0].manifest,
-                    urls=tuple(u for p in parts for u in p.urls), sizes=tuple(n for p in parts for n in p.sizes))
+                    urls=tuple(u for p in parts for u in p.urls), sizes=tuple(n for p in parts for n in p.sizes),
+                    entries=tuple(e for p in parts for e in p.entries))
+
+
+def check_shard_files(shards: ShardSet, allow_damaged: bool = False, verify: bool = False) -> None:
+    """Refuse, in one line naming the shard and both sizes (or sha256s), a shard that is not the file its manifest
+    lists (a truncated copy, a failed download), unless `allow_damaged` (then one warning per shard). `verify`
+    checks every shard's sha256 too (reads each once)."""
+    found = check_shards(shards.urls, shards.entries, hashes=verify)
+    if found.unchecked:
+        log.info("%d shards live where their size cannot be read without reading them (%s); pass --verify-shards "
+                 "to check them before training (samples read per shard are counted while training)",
+                 len(found.unchecked), found.unchecked[0])
+    if not found.damaged:
+        return
+    more = f" (and {len(found.damaged) - 1} more damaged shards)" if len(found.damaged) > 1 else ""
+    if not allow_damaged:
+        raise UserError(f"damaged shard: {found.damaged[0]}{more}; copy it again, or pass --allow-damaged-shards "
+                        "to train on what it holds")
+    for line in found.damaged:
+        log.warning("damaged shard (--allow-damaged-shards): %s", line)
 
 
 def steps_per_epoch(total: int, world_size: int, batch_size: int) -> int:
@@ -171,7 +209,7 @@ def check_word_index(shards: ShardSet) -> None:
     that does not mark exactly the word tokens (>= 0 where pos != 255)."""
     import webdataset as wds
 
-    raw = next(iter(wds.DataPipeline(wds.SimpleShardList([shards.urls[0]]), wds.tarfile_to_samples())), None)
+    raw = next(iter(tar_samples([shards.urls[0]], wds.reraise_exception)), None)
     fix = "re-tag them with `posmask tag-shards`, or drop WHOLE_WORD"
     if raw is None or "word.npy" not in raw:
         raise UserError(f"{shards.root}: WHOLE_WORD needs the word index word.npy, which the first sample of "
@@ -227,14 +265,21 @@ class StreamSettings:
 
 class ShardStream(IterableDataset):
     """An endless stream of collated batches for one rank and one epoch (see module doc). `skip_batches` and
-    `drawn` place a resumed stream: the samples each worker role had drawn (None: assume full batches)."""
+    `drawn` place a resumed stream: the samples each worker role had drawn (None: assume full batches).
+
+    With `sizes` (the samples each tar holds, as the manifest says), every shard a consumer finishes reading is
+    counted: batches carry `shards_read`, `{"PASS:URL": (samples read, samples expected)}` for the shards finished
+    since the worker's previous batch (each shard of a pass is counted by one consumer)."""
 
     def __init__(self, urls: tuple[str, ...], settings: StreamSettings, rank: int = 0, world_size: int = 1,
-                 epoch: int = 0, skip_batches: int = 0, drawn: Mapping[int, int] | None = None) -> None:
+                 epoch: int = 0, skip_batches: int = 0, drawn: Mapping[int, int] | None = None,
+                 sizes: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.urls, self.settings, self.rank, self.world_size, self.epoch = urls, settings, rank, world_size, epoch
         self.skip_batches, self.drawn = skip_batches, drawn
+        self.expected = dict(zip(urls, sizes)) if sizes is not None else None
         self.corrupt = 0
+        self.finished: dict[str, tuple[int, int]] = {}
 
     def _raw_samples(self, consumer: int, consumers: int) -> Iterator[Sample]:
         """Decoded text of this consumer's samples, pass after pass over freshly shuffled shards."""
@@ -245,15 +290,19 @@ class ShardStream(IterableDataset):
 
     def one_pass(self, consumer: int, consumers: int, npass: int) -> Iterator[Sample]:
         """Consumer `consumer`'s share of one pass: whole shards when there are at least as many shards
-        as consumers, else every `consumers`-th sample of every shard. Corrupt samples are counted and skipped."""
-        import webdataset as wds
-
+        as consumers, else every `consumers`-th sample of every shard. Corrupt samples are counted and skipped;
+        each shard's samples are counted once it is read to its end (or to where it breaks off)."""
         order = list(self.urls)
         random.Random(f"{self.settings.seed}-{self.epoch}-{npass}").shuffle(order)
         split_by_shard = len(order) >= consumers
         mine = order[consumer::consumers] if split_by_shard else order
-        stream = wds.DataPipeline(wds.SimpleShardList(mine), wds.tarfile_to_samples(handler=self._bad_tar))
-        for index, raw in enumerate(stream):
+        counts = split_by_shard or consumer == 0  # in a sample split every consumer reads every shard: one counts
+        queue, read = list(mine), {url: 0 for url in mine}
+        for index, raw in enumerate(tar_samples(mine, self._bad_tar)):
+            url = raw.get("__url__")
+            while queue and queue[0] != url:  # the shards before this one are read
+                self._shard_done(npass, queue.pop(0), read, counts)
+            read[url] = read.get(url, 0) + 1
             if not split_by_shard and index % consumers != consumer:
                 continue
             try:
@@ -261,6 +310,12 @@ class ShardStream(IterableDataset):
             except (ValueError, KeyError, UnicodeDecodeError) as err:
                 self.corrupt += 1
                 log.warning("skipping corrupt sample %s: %s", raw.get("__key__"), err)
+        while queue:
+            self._shard_done(npass, queue.pop(0), read, counts)
+
+    def _shard_done(self, npass: int, url: str, read: dict[str, int], counts: bool) -> None:
+        if self.expected is not None and counts:
+            self.finished[f"{npass}:{url}"] = (read.get(url, 0), self.expected.get(url, 0))
 
     def _bad_tar(self, exn: Exception) -> bool:
         """webdataset handler: an unreadable tar member is counted and skipped."""
@@ -321,6 +376,8 @@ class ShardStream(IterableDataset):
             batch = collate(items, self.settings.pad_id, self.settings.pad_to, self.settings.image_size)
             batch["corrupt"] = torch.tensor(self.corrupt)  # cumulative, per worker
             batch["drawn"] = torch.tensor(count)  # samples this worker role has drawn in this epoch
+            if self.expected is not None:
+                batch["shards_read"], self.finished = self.finished, {}
             yield batch
 
 

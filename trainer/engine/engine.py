@@ -3,7 +3,8 @@
 It owns what a loop must not write again: AdamW with decay / no-decay groups (fused on GPU), linear
 warm-up plus cosine, bf16 autocast, DDP, gradient clipping, the SIGTERM stop, atomic checkpoints with
 exact resume (model, optimiser, schedule, step, every rank's RNG and every rank's loop state, such as
-its data position) and `metrics.jsonl`. A loop reads:
+its data position) and `metrics.jsonl` (with `report_to="tensorboard"`, TensorBoard events beside it).
+A loop reads:
 
     engine = Engine(run_dir, settings, info, total_steps, identity)   # refuses another run's folder
     model = build_model(weights="random" if engine.resuming else ...)
@@ -35,7 +36,7 @@ from toolbox.errors import EXIT_INTERRUPTED, UserError
 from toolbox.stage import canonical, check_same
 from trainer.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from trainer.engine.distributed import DistInfo, all_reduce_sum, gather_objects, is_dist, wrap_ddp
-from trainer.engine.metrics import MetricsLog
+from trainer.engine.metrics import MetricsLog, check_report_to
 from trainer.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -139,11 +140,14 @@ class Engine:
 
     def __init__(self, run_dir: str | Path, settings: OptimSettings, info: DistInfo, total_steps: int,
                  identity: Mapping[str, Any], *, amp: bool = True, compile: bool = False,
-                 progress_keys: Sequence[str] = ("loss",), stop_check_every: int | None = None) -> None:
+                 progress_keys: Sequence[str] = ("loss",), stop_check_every: int | None = None,
+                 report_to: str = "none") -> None:
         self.run_dir, self.settings, self.info = Path(run_dir), settings, info
         self.total, self.identity = total_steps, canonical(dict(identity))
         self.amp, self.compile, self.progress_keys = amp, compile, tuple(progress_keys)
         self.stop_check_every = stop_check_every or (1 if info.device.type != "cuda" else 10)
+        check_report_to(report_to)
+        self.report_to = report_to
         self.step = 0
         self.loop_state: dict[str, Any] | None = None
         self._checkpoint = load_checkpoint(self.run_dir)
@@ -187,7 +191,8 @@ class Engine:
         net = wrap_ddp(module, device, find_unused_parameters, sync_buffers) if is_dist() else module
         self.net = torch.compile(net) if self.compile else net
         self.metrics = MetricsLog(self._paths.metrics, self.info.is_main, self.total, self.progress_keys,
-                                  start_step=self.step)
+                                  start_step=self.step,
+                                  events=self._paths.events if self.report_to == "tensorboard" else None)
         self._stop = StopFlag()
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)

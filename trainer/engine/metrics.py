@@ -1,5 +1,6 @@
 """Training metrics: sums over a logging window kept on the device, `metrics.jsonl` (written here and
-read here only), throughput, peak memory, MFU, and a progress line per logged step."""
+read here only), throughput, peak memory, MFU, and a progress line per logged step; with `report_to`
+"tensorboard", TensorBoard event files beside metrics.jsonl, with the same names, values and steps."""
 from __future__ import annotations
 
 import contextlib
@@ -15,10 +16,54 @@ from typing import Any
 import torch
 from torch import nn
 
+from toolbox.errors import UserError
 from toolbox.progress import DEFAULT_EVERY, on_terminal
 from trainer.engine.distributed import all_reduce_sum
 
 log = logging.getLogger(__name__)
+
+REPORT_TO: tuple[str, ...] = ("none", "tensorboard")
+NOT_CURVES: frozenset[str] = frozenset({"step", "time"})  # record fields that are no curve
+
+
+def event_writer_class() -> Any:  # -> type[torch.utils.tensorboard.SummaryWriter]
+    """TensorBoard's SummaryWriter; a one-line UserError when the optional extra is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--report-to tensorboard needs the tensorboard package: pip install 'posmask[tensorboard]' "
+                        "(or pip install tensorboard)") from None
+    return SummaryWriter
+
+
+def check_report_to(report_to: str) -> None:
+    """Refuse an unknown `report_to`, or tensorboard without its package, before anything runs."""
+    if report_to not in REPORT_TO:
+        raise UserError(f"report_to {report_to!r}; valid: {', '.join(REPORT_TO)}")
+    if report_to == "tensorboard":
+        event_writer_class()
+
+
+class EventLog:
+    """TensorBoard scalars of the metrics records: each number under its metrics.jsonl name (a dict of numbers as
+    NAME/KEY), at the record's step. A resumed run purges the events after its checkpoint's step, as
+    metrics.jsonl's reader keeps the last record of a step."""
+
+    def __init__(self, folder: Path, start_step: int = 0) -> None:
+        self.writer = event_writer_class()(log_dir=str(folder), purge_step=start_step or None)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        step = int(record["step"])
+        for name, value in record.items():
+            values = value.items() if isinstance(value, Mapping) else [(None, value)]
+            for key, number in values:
+                if name in NOT_CURVES or isinstance(number, bool) or not isinstance(number, (int, float)):
+                    continue
+                self.writer.add_scalar(name if key is None else f"{name}/{key}", number, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
 
 # Dense bf16 tensor-core peaks (TFLOP/s) for MFU when `posmask pretrain --peak-tflops` is not given.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
@@ -107,10 +152,11 @@ class MetricsLog:
     terminal, written to the log at most every `every` seconds (and at the last step) otherwise."""
 
     def __init__(self, path: Path, enabled: bool, total_steps: int, keys: Sequence[str] = ("loss",),
-                 start_step: int = 0, every: float = DEFAULT_EVERY) -> None:
+                 start_step: int = 0, every: float = DEFAULT_EVERY, events: Path | None = None) -> None:
         self.path, self.enabled, self.total_steps, self.keys = path, enabled, total_steps, tuple(keys)
         self.tty, self.every = on_terminal(), every
         self.start, self.start_step, self.last_line = time.time(), start_step, float("-inf")
+        self.events = EventLog(events, start_step) if enabled and events is not None else None
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -118,6 +164,8 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
+        if self.events is not None:
+            self.events.write(record)
         self.progress(record)
 
     def progress(self, r: dict[str, Any]) -> None:
@@ -137,6 +185,9 @@ class MetricsLog:
             log.info(line)
 
     def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
         if self.enabled and self.tty:
             sys.stderr.write("\n")
 
