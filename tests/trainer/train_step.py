@@ -1,6 +1,6 @@
 """One pre-training step as `trainer.train` runs it, outside the loader (for the sync-count, compile and bf16
-tests): the tiny preset's model and objective, the masking op, `step_inputs`, backward, clipping, fused AdamW (the
-GPU path's optimiser, here on the CPU) and the metrics window."""
+tests): the tiny preset's model and objective, the masking op, `step_inputs`, backward, clipping, the engine's
+AdamW (fused, as on a GPU) and the metrics window."""
 from __future__ import annotations
 
 import contextlib
@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from trainer.config import TrainConfig, preset_config
-from trainer.engine.engine import param_groups
+from trainer.engine.engine import OptimSettings, build_optimizer
 from trainer.engine.metrics import MetricsWindow
 from trainer.masking.counts import TOTALS
 from trainer.masking.masker import Masker
+from trainer.masking.spec import parse_mask_spec
 from trainer.model.objective import Pretrainer
 from trainer.model.posmask import PosMaskModel
 from trainer.train import LOSSES, step_inputs
@@ -50,10 +51,10 @@ class Step:
 def tiny_step(pos: str = "NOUN", seed: int = 0, compile_: Callable[[nn.Module], Any] | None = None,
               amp: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> Step:
     """The tiny preset's step (its hard-negative ramp included: `step_inputs` makes the hardness tensor)."""
-    cfg = preset_config("tiny", mask=__import__("trainer.masking.spec", fromlist=["x"]).parse_mask_spec(pos))
+    cfg = preset_config("tiny", mask=parse_mask_spec(pos))
     torch.manual_seed(seed)
     module = Pretrainer(PosMaskModel(cfg.model, vision_weights="random"), mlm=True).train()
-    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr, fused=True)
+    optimizer = build_optimizer(module, OptimSettings(lr=cfg.lr, weight_decay=cfg.weight_decay), torch.device("cpu"))
     masker = Masker(cfg.mask, MASK_ID, cfg.model.vocab_size, cfg.mask_probs, total_steps=STEPS)
     window = MetricsWindow(torch.device("cpu"), LOSSES, tuple(TOTALS), TOTALS)
     forward = compile_(module) if compile_ is not None else module
