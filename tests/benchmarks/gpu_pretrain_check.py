@@ -29,8 +29,9 @@ def main(path: str, mode: str) -> int:
             f"samples/s, data wait {last.get('data_wait_share', 0):.1%}, peak {last.get('peak_mem_mb', 0):.0f} MiB"
             + (f", MFU {last['mfu']:.1%}" if last.get("mfu") else "")
             + f", MLM targets left out for want of a slot: {sum(r.get('mlm_dropped_tokens', 0) for r in records)}")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     section = "\n".join(["## GPU pre-training", "",
-                         f"`tests/benchmarks/gpu_check.sh`, step 4 ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
+                         f"`tests/benchmarks/gpu_check.sh`, step 4 ({when}): "
                          f"`posmask pretrain` DET 0.7, random ViT, on the carried 224-px scenes shards. {line}.", ""])
     write_section(section)
     print(line)

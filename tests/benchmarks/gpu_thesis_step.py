@@ -201,7 +201,8 @@ def main() -> int:
     parser.add_argument("--write-doc", action="store_true", help="write the section into docs/benchmarks.md")
     parser.add_argument("--section", default="GPU", help="the section's title (default GPU)")
     args = parser.parse_args()
-    keys = [k.strip() for k in args.configs.split(",") if k.strip() and not (args.no_compile and k.strip() == "compile")]
+    keys = [k.strip() for k in args.configs.split(",") if k.strip()]
+    keys = [k for k in keys if not (args.no_compile and k == "compile")]
     unknown = [k for k in keys if k not in CONFIGS]
     if unknown or not keys:
         parser.error(f"--configs {args.configs!r}: valid are {', '.join(CONFIGS)}")
