@@ -64,12 +64,12 @@ def test_bench_thesis_step_on_the_cpu(tmp_path: Path) -> None:
         f"{'SMOKE RUN (tiny sizes; not figures). ' if SMOKE else ''}"
         "`tests/benchmarks/test_bench_thesis_cpu.py`: training steps (random ViT; masking DET 0.7; forward with "
         "its MLM slots, backward, clipping, the engine's fused AdamW) on one batch of 256-px photo-like JPEGs cropped to "
-        "the preset's size by the training loader, each step timed between two fp32 GEMMs of "
-        f"2048x2048 on the same {thesis['threads']} threads (medians; {when}, "
+        "the preset's size by the training loader, each step timed between two windows of 8 fp32 GEMMs of "
+        f"2048x2048 on the same {thesis['threads']} threads (medians over steps; {when}, "
         f"{time.perf_counter() - started:.0f} s, {platform.machine()}, {os.cpu_count()} CPUs, torch {thesis['torch']}; "
-        f"1-min load average {load_before:.1f} at the start, {load_after:.1f} at the end{busy}). Ratio: FLOP/s by the "
+        f"1-min load average {load_before:.1f} at the start, {load_after:.1f} at the end{busy}). Ratio: a step's FLOP/s by the "
         "project's count (trainer.engine.metrics.flops_per_sample: 6 x parameters x tokens, the MLM head on its "
-        "slots) over the GEMM's FLOP/s. Forward and backward: their time and their ratio, taking a third and two "
+        "slots) over the mean FLOP/s of the GEMM windows before and after it. Forward and backward: their time and their ratio, taking a third and two "
         "thirds of the count.", "",
         "| preset | batch | GFLOP/sample | step | achieved GFLOP/s | GEMM GFLOP/s | ratio | forward | backward "
         "| optimiser (share) | peak RSS |",
