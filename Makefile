@@ -69,7 +69,7 @@ MAP_SAMPLES ?= 40000
 UNLABELED   ?= data/scenes/eval/images
 VIZER_ARGS  ?=
 
-.PHONY: install demo test test-fast bench tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst vizer clean help
+.PHONY: install demo test test-fast bench gpu-prepare gpu-rehearse tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst vizer clean help
 
 help:
 	@echo "make demo | test | test-fast | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR]"
@@ -92,6 +92,13 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/benchmarks -q -s
+
+# the GPU check (tests/benchmarks/README.md): the folder that travels to the lent CUDA machine, and a CPU rehearsal
+gpu-prepare: $(STAMP)
+	PREP_PY=$(PY) bash tests/benchmarks/gpu_check.sh --prepare
+
+gpu-rehearse:
+	bash tests/benchmarks/gpu_check.sh --rehearse
 
 make-scenes: $(STAMP)
 	$(POSMASK) make-scenes --out $(SRC)

@@ -57,16 +57,20 @@ def step_inputs(batch: dict[str, torch.Tensor], spec: MaskSpec, masker: Masker, 
                                   image_ids=batch["image_ids"])
     masked = masker(batch["ids"], batch["pos"], batch["word"], step) if spec.mlm else None
     if masked is not None:
-        inputs.update(mlm_ids=masked.input_ids, mlm_labels=masked.labels)
+        inputs.update(mlm_ids=masked.input_ids, mlm_labels=masked.labels, mlm_positions=masked.positions)
     counts = step_counts(masked, batch["pos"])
     device = batch["ids"].device  # schedules go in as tensors: torch.compile does not recompile per value
+
+    def scalar(value: Any) -> torch.Tensor:  # a host value on the device without waiting for it (no stream sync)
+        return torch.tensor(value).to(device, non_blocking=True)
+
     if not cfg.loss_weights.is_default:
-        inputs["loss_weights"] = torch.tensor(cfg.loss_weights.at(step, total), device=device)
+        inputs["loss_weights"] = scalar(cfg.loss_weights.at(step, total))
     if cfg.albef:
-        inputs["alpha"] = torch.tensor(cfg.alpha * min(1.0, step / steps_per_epoch_), device=device)
+        inputs["alpha"] = scalar(cfg.alpha * min(1.0, step / steps_per_epoch_))
     hard_steps = cfg.hard_negative_steps(total)
     if hard_steps:
-        inputs["hardness"] = torch.tensor(min(1.0, step / hard_steps), device=device)
+        inputs["hardness"] = scalar(min(1.0, step / hard_steps))
     return inputs, counts
 
 
@@ -105,7 +109,7 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     reads = ReadCount(state.setdefault("reads", fresh_reads()))
     masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
     image_tokens = (cfg.model.image_size // model.vision.patch_embed.patch_size[0]) ** 2 + 1
-    flops = flops_per_sample(model, image_tokens, cfg.model.max_text_len, spec.mlm)
+    flops = flops_per_sample(model, image_tokens, cfg.model.max_text_len, spec.mlm, masker.capacity)
     peak = peak_tflops(device, cfg.peak_tflops)
     window = MetricsWindow(device, LOSSES, tuple(TOTALS), TOTALS)
     workers = max(1, cfg.workers)

@@ -1,35 +1,48 @@
 """GPU benchmark of the `thesis` preset (ViT-B/32 224 px, 6+6 layers, batch 64): samples/s, MFU, peak memory,
-data-wait share and masking share, for bf16 autocast + fused AdamW (+ torch.compile) against plain fp32.
+data-wait share, masking share and host syncs per step, for bf16 autocast + fused AdamW (+ torch.compile) against
+plain fp32.
 
-    python tests/benchmarks/gpu_thesis_step.py [--steps 30] [--batch 64] [--shards data/shards/NAME]
-                                               [--workers 8] [--decode cpu|gpu] [--compare-decode]
-                                               [--no-compile] [--write-doc]
+    python tests/benchmarks/gpu_thesis_step.py [--steps 30] [--batch 64] [--configs fp32,bf16,compile]
+                                               [--shards data/shards/NAME] [--workers 8] [--decode cpu|gpu]
+                                               [--compare-decode] [--write-doc] [--section GPU]
 
 Without --shards the batch is synthetic and already on the GPU (data wait 0 by construction); with --shards
 the loader of `posmask pretrain` feeds it (uint8 crops from the workers, normalised on the device; with
-`--decode gpu` the device decodes too), so the data-wait share is real; `--compare-decode` adds the fastest
-configuration with the other decode. `--write-doc` puts the table in the
-`## GPU` section of docs/benchmarks.md. Exits 0 with a message without CUDA; `--device cpu --preset tiny` runs
-the same code on a CPU (a check that it works, not figures).
+`--decode gpu` the device decodes too), so the data-wait share is real, and the loader alone is timed too
+(samples/s it delivers with nothing else running); `--compare-decode` adds the last configuration with the other
+decode. `--write-doc` puts the table in its `## SECTION` of docs/benchmarks.md (POSMASK_BENCH_DOC: another file).
+Exits 0 with a message without CUDA; `--device cpu` runs the same code on a CPU (bf16 autocast and fused AdamW
+exist there too, and torch.compile uses inductor's C++ backend): a check that it works, not figures.
 It runs the real model and objective, so the "bf16" figures include what stays float32 under autocast (the ITC
-similarities and loss, the ITM and MLM heads: trainer.model.precision).
+similarities and loss, the ITM and MLM heads: trainer.model.precision). Only torch, timm, numpy, pillow,
+safetensors, transformers' tokenizer and webdataset (with --shards) are imported: no spaCy, no Ray, no pyarrow.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+CONFIGS = {"fp32": ("fp32, AdamW (reference)", False, False, False),
+           "bf16": ("bf16 autocast + fused AdamW", True, True, False),
+           "compile": ("bf16 + fused + torch.compile", True, True, True)}
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def amp_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on the device's type (on CUDA the same as trainer.engine.engine.autocast)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) -> Callable[[], dict]:
@@ -59,15 +72,29 @@ def batches(args: argparse.Namespace, cfg, device: torch.device, decode: str) ->
     return next_batch
 
 
-def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, args: argparse.Namespace) -> dict:
+def loader_rate(next_batch: Callable[[], dict], device: torch.device, batch: int, n: int) -> float:
+    """Samples/s the loader delivers onto the device alone (after its workers have started)."""
+    for _ in range(2):
+        next_batch()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        next_batch()
+    sync(device)
+    return batch * n / (time.perf_counter() - start)
+
+
+def run_config(key: str, decode: str, args: argparse.Namespace) -> dict:
     """Warm up, then time `args.steps` training steps of one configuration."""
     from trainer.config import preset_config
-    from trainer.engine.engine import autocast, param_groups
-    from trainer.masking.masker import Masker, parse_mask_spec
+    from trainer.engine.engine import param_groups
+    from trainer.engine.host_sync import HostSyncCounter
     from trainer.engine.metrics import flops_per_sample, peak_memory_mb, peak_tflops
-    from trainer.model.posmask import PosMaskModel
+    from trainer.masking.masker import Masker, parse_mask_spec
     from trainer.model.objective import Pretrainer
+    from trainer.model.posmask import PosMaskModel
 
+    name, amp, fused, compile_ = CONFIGS[key]
     device = torch.device(args.device)
     cfg = preset_config(args.preset)
     torch.manual_seed(0)
@@ -77,6 +104,7 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, a
     forward = torch.compile(module) if compile_ else module
     masker = Masker(parse_mask_spec("DET", 0.7), 103, cfg.model.vocab_size, device=device)
     next_batch = batches(args, cfg, device, decode)
+    alone = loader_rate(next_batch, device, args.batch, args.steps) if args.shards else None
 
     def step(timings: dict | None = None) -> None:
         t0 = time.perf_counter()
@@ -85,9 +113,9 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, a
             sync(device)
             timings["wait"] += time.perf_counter() - t0
         masked = masker(batch["ids"], batch["pos"], batch["word"])
-        with autocast(device, amp):
+        with amp_context(device, amp):
             out = forward(batch["pixels"], batch["ids"], batch["attention_mask"], batch["image_ids"],
-                          masked.input_ids, masked.labels)
+                          masked.input_ids, masked.labels, mlm_positions=masked.positions)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -104,6 +132,15 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, a
         step(timings)
     sync(device)
     elapsed = time.perf_counter() - start
+    syncs = None
+    if not compile_:  # one more step, its host syncs counted (a dispatch mode; not with compiled graphs)
+        try:
+            with HostSyncCounter(device) as counter:
+                step()
+            syncs = len(counter.events)
+            print(f"{name}, --decode {decode}: one step, {counter.summary()}", flush=True)
+        except Exception as err:  # a count that fails must not cost the row its figures
+            print(f"{name}, --decode {decode}: host syncs not counted ({type(err).__name__}: {err})", flush=True)
     B, L, S = args.batch, cfg.model.max_text_len, cfg.model.image_size
     ids, pos = torch.randint(1000, 30000, (B, L), device=device), torch.randint(0, 17, (B, L), device=device)
     sync(device)
@@ -115,25 +152,35 @@ def run_config(name: str, amp: bool, fused: bool, compile_: bool, decode: str, a
     sps = B * args.steps / elapsed
     tokens = (S // model.vision.patch_embed.patch_size[0]) ** 2 + 1
     peak = peak_tflops(device, args.peak_tflops)
-    mfu = flops_per_sample(model, tokens, L, True) * sps / (peak * 1e12) if peak else float("nan")
+    flops = flops_per_sample(model, tokens, L, True, masker.capacity)
+    mfu = flops * sps / (peak * 1e12) if peak else float("nan")
     return {"config": name + (f", --decode {decode}" if args.shards else ""), "samples_per_s": sps, "mfu": mfu,
             "peak_mem_gb": peak_memory_mb(device) / 1024, "data_wait_share": timings["wait"] / elapsed,
-            "mask_share": mask_s / (elapsed / args.steps)}
+            "mask_share": mask_s / (elapsed / args.steps), "loader_alone": alone, "syncs": syncs}
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
-    """The `## GPU` section."""
+    """The `## SECTION` section."""
     where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU (a check run, not figures)"
     source = (f"shards {args.shards}, {args.workers} loader workers" if args.shards
               else "a synthetic batch already on the device")
+    versions = f"torch {torch.__version__}, Python {sys.version.split()[0]}"
     base = rows[0]["samples_per_s"]
-    lines = ["## GPU", "",
+    lines = [f"## {args.section}", "",
              f"`tests/benchmarks/gpu_thesis_step.py`: the {args.preset} preset on {where}, batch {args.batch}, "
-             f"{args.steps} timed steps, {source} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
-             "| config | samples/s | vs fp32 | MFU | peak mem | data wait | masking share |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['config']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / base:.2f}x | {r['mfu']:.1%} "
-              f"| {r['peak_mem_gb']:.1f} GiB | {r['data_wait_share']:.1%} | {r['mask_share']:.2%} |" for r in rows]
+             f"{args.steps} timed steps, {source}; {versions} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
+             "MFU: the project's FLOP count (trainer.engine.metrics.flops_per_sample) over the bf16 dense peak. "
+             "Host syncs: counted over one more step (not with torch.compile; on a CPU every tensor is a host "
+             "tensor, so the non-fused AdamW's step counters count too).", "",
+             "| config | samples/s | vs first | MFU | peak mem | data wait | loader alone | masking share "
+             "| host syncs/step |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        alone = "—" if r["loader_alone"] is None else f"{r['loader_alone']:.0f}/s"
+        syncs = "—" if r["syncs"] is None else str(r["syncs"])
+        lines.append(f"| {r['config']} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / base:.2f}x | {r['mfu']:.1%} "
+                     f"| {r['peak_mem_gb']:.1f} GiB | {r['data_wait_share']:.1%} | {alone} | {r['mask_share']:.2%} "
+                     f"| {syncs} |")
     return "\n".join(lines) + "\n"
 
 
@@ -141,29 +188,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--configs", default="fp32,bf16,compile",
+                        help=f"comma-separated, in this order: {', '.join(CONFIGS)}")
     parser.add_argument("--shards")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--compare-decode", action="store_true", help="add the last configuration, other decode")
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="drop `compile` from --configs")
     parser.add_argument("--peak-tflops", type=float)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--preset", choices=("thesis", "tiny"), default="thesis")
-    parser.add_argument("--write-doc", action="store_true", help="write the `## GPU` section of docs/benchmarks.md")
+    parser.add_argument("--write-doc", action="store_true", help="write the section into docs/benchmarks.md")
+    parser.add_argument("--section", default="GPU", help="the section's title (default GPU)")
     args = parser.parse_args()
+    keys = [k.strip() for k in args.configs.split(",") if k.strip()]
+    keys = [k for k in keys if not (args.no_compile and k == "compile")]
+    unknown = [k for k in keys if k not in CONFIGS]
+    if unknown or not keys:
+        parser.error(f"--configs {args.configs!r}: valid are {', '.join(CONFIGS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_thesis_step: no CUDA GPU here; nothing measured")
         return 0
-    configs = [("fp32, AdamW (reference)", False, False, False, args.decode)]
-    if args.device == "cuda":
-        configs.append(("bf16 autocast + fused AdamW", True, True, False, args.decode))
-        if not args.no_compile:
-            configs.append(("bf16 + fused + torch.compile", True, True, True, args.decode))
+    runs = [(k, args.decode) for k in keys]
     if args.shards and args.compare_decode:
-        configs.append((*configs[-1][:4], "cpu" if args.decode == "gpu" else "gpu"))
-    section = markdown([run_config(*config, args) for config in configs], args)
+        runs.append((keys[-1], "cpu" if args.decode == "gpu" else "gpu"))
+    section = markdown([run_config(key, decode, args) for key, decode in runs], args)
     print(section)
     if args.write_doc:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_doc import write_section
 
         print(f"written to {write_section(section)}")

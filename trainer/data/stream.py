@@ -191,12 +191,14 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     jpeg = {name: batch.pop(name) for name in JPEG_FIELDS if name in batch}
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     pixels = batch["pixels"]
-    if jpeg:
-        rows = jpeg["jpeg_rows"].to(device)
-        full = torch.empty((len(rows) + len(pixels), *pixels.shape[1:]), dtype=torch.uint8, device=device)
-        decoded = torch.zeros(len(full), dtype=torch.bool, device=device)
-        decoded[rows] = True
-        full[~decoded] = pixels
+    if jpeg:  # the rows are known on the host: place them with integer indices (no boolean index, no sync)
+        cpu_rows = jpeg["jpeg_rows"]
+        n = len(cpu_rows) + len(pixels)
+        kept = torch.ones(n, dtype=torch.bool)
+        kept[cpu_rows] = False
+        rows = cpu_rows.to(device, non_blocking=True)
+        full = torch.empty((n, *pixels.shape[1:]), dtype=torch.uint8, device=device)
+        full[torch.arange(n)[kept].to(device, non_blocking=True)] = pixels
         full[rows] = decode_crops(list(jpeg["jpeg"].split(jpeg["jpeg_sizes"].tolist())), jpeg["jpeg_boxes"],
                                   pixels.shape[1], device)
         pixels = full

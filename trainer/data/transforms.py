@@ -31,8 +31,8 @@ def normalize(pixels: Tensor) -> Tensor:
     """uint8 [..., H, W, 3] -> normalised float [..., 3, H, W] (contiguous), on the tensor's device; the same
     float32 operations, in the same order, as the per-sample transform had, so the same values."""
     array = pixels.movedim(-1, -3).contiguous().float().div_(255.0)
-    mean = torch.tensor(MEAN, device=pixels.device)[:, None, None]
-    std = torch.tensor(STD, device=pixels.device)[:, None, None]
+    mean = torch.tensor(MEAN).to(pixels.device, non_blocking=True)[:, None, None]  # non-blocking: no stream sync
+    std = torch.tensor(STD).to(pixels.device, non_blocking=True)[:, None, None]
     return (array - mean) / std
 
 

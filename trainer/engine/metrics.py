@@ -77,10 +77,12 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
-def flops_per_sample(model: nn.Module, n_image_tokens: int, text_len: int, mlm: bool) -> float:
+def flops_per_sample(model: nn.Module, n_image_tokens: int, text_len: int, mlm: bool,
+                     mlm_share: float = 1.0) -> float:
     """Training FLOPs per sample (6 x params x tokens per pass; attention scores ignored: short sequences).
 
-    Passes: vision 1; text 1 (+1 MLM); fusion 3 (ITM pos + 2 negatives) (+1 MLM); MLM head 1.
+    Passes: vision 1; text 1 (+1 MLM); fusion 3 (ITM pos + 2 negatives) (+1 MLM); the MLM vocabulary projection on
+    `mlm_share` of the text positions (its slots: trainer.masking.capacity; 1 = every position).
     """
     def params(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters())
@@ -88,7 +90,7 @@ def flops_per_sample(model: nn.Module, n_image_tokens: int, text_len: int, mlm: 
     vision = params(model.vision) * n_image_tokens
     text = params(model.text_layers) * text_len * (2 if mlm else 1)
     fusion = params(model.fusion_layers) * text_len * (4 if mlm else 3)
-    head = model.config.hidden_size * model.config.vocab_size * text_len if mlm else 0
+    head = model.config.hidden_size * model.config.vocab_size * text_len * mlm_share if mlm else 0
     return 6.0 * (vision + text + fusion + head)
 
 

@@ -6,8 +6,10 @@ applies is trainer/masking/spec.py):
     p = 0.15 on word tokens of captions without a candidate (FALLBACK=random)
     draw per word (word.npy): every wordpiece of a drawn word masked together (WHOLE_WORD)
     masked = draw < p; labels -100 elsewhere; BERT's 80/10/10 replacement
+    slots = the masked positions first, in a buffer of a fixed size K (trainer/masking/capacity.py)
 
-No per-sample Python and no host sync: the counts for metrics.jsonl stay on the device.
+No per-sample Python and no host sync: the counts for metrics.jsonl stay on the device, and the MLM targets have
+a fixed shape for the vocabulary projection.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from toolbox.errors import UserError
 from shards.upos import NOT_A_WORD, UPOS_NAMES
+from trainer.masking.capacity import capacity_share, select_slots, slots
 from trainer.masking.spec import FALLBACK_RATIO, RANDOM, MaskSpec, parse_mask_spec
 
 __all__ = ["IGNORE_INDEX", "MaskSpec", "MaskedBatch", "Masker", "mask_tokens", "parse_mask_spec"]
@@ -43,6 +46,8 @@ class MaskedBatch:
     capped_captions: Tensor  # scalar long: captions where the budget is capped at all their candidates
     fallback_captions: Tensor  # scalar long: captions without a candidate that took the fallback
     partial_words: Tensor  # scalar long: words with some but not all wordpieces masked (whole words: 0)
+    positions: Tensor  # [K] long: flat indices into [B, L], the masked ones first (the MLM slots; capacity.py)
+    dropped: Tensor  # scalar long: masked tokens that did not fit in the K slots (left out of the MLM loss)
 
 
 def _per_pos(pos: Tensor, masked: Tensor, candidates: Tensor) -> Tensor:
@@ -64,12 +69,14 @@ def mask_tokens(
     word: Tensor | None = None,
     budget: float | None = None,
     fallback: float = 0.0,
+    capacity: float = 1.0,
 ) -> MaskedBatch:
     """The one vectorised masking op (see module doc). `pos` is uint8/long with 255 for specials and padding;
     `table` the spec's float table; `word` (word index, -1 for specials) turns on whole-word draws (the
     wordpieces of a word share its UPOS, so they share p; `partial_words` checks it); `budget` the expected
     masked share of each caption's word tokens; `fallback` the probability for the word tokens of captions
-    without a candidate."""
+    without a candidate; `capacity` the share of the batch's positions that get an MLM slot (capacity.py; 1: all,
+    exact whatever is drawn)."""
     pos = pos.long()
     is_word = pos != NOT_A_WORD
     p = table.take(pos)  # = table[pos], without advanced indexing's overhead
@@ -104,12 +111,13 @@ def mask_tokens(
         partial = ((size_hit[1] > 0) & (size_hit[1] < size_hit[0])).sum()
     by_pos = _per_pos(pos, masked, p > 0)
     n_masked, n_candidates = by_pos.sum(1)
+    positions, dropped = select_slots(masked, slots(masked.numel(), capacity))
     return MaskedBatch(
         input_ids=input_ids, labels=labels, n_candidates=n_candidates, n_masked=n_masked,
         n_words=is_word.sum(), masked_by_pos=by_pos[0], candidates_by_pos=by_pos[1],
         captions=torch.full((), ids.shape[0], dtype=torch.long, device=ids.device),
         mlm_captions=masked.any(1).sum(), capped_captions=capped, fallback_captions=fell_back,
-        partial_words=partial,
+        partial_words=partial, positions=positions, dropped=dropped,
     )
 
 
@@ -128,6 +136,7 @@ class Masker:
         self.phases = [(s.table(device), s.budget, FALLBACK_RATIO if s.fallback == RANDOM else 0.0)
                        for s in spec.stages or (spec,)]
         self.bounds = [round(end * total_steps) for end in spec.ends]
+        self.capacity = capacity_share(spec)  # one K for the whole run, curriculum stages included
 
     def stage_at(self, step: int) -> int:
         """The curriculum stage of a step (0 without a curriculum)."""
@@ -139,4 +148,5 @@ class Masker:
             raise ValueError("whole-word masking needs the batch's word index (word.npy)")
         table, budget, fallback = self.phases[self.stage_at(step)]
         return mask_tokens(ids, pos, table, self.mask_id, self.vocab_size, self.probs, generator,
-                           word=word if self.spec.whole_word else None, budget=budget, fallback=fallback)
+                           word=word if self.spec.whole_word else None, budget=budget, fallback=fallback,
+                           capacity=self.capacity)

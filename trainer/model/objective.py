@@ -13,6 +13,11 @@ from trainer.model.posmask import PosMaskModel
 from trainer.model.precision import similarity
 
 
+def _take(tokens: Tensor, positions: Tensor) -> Tensor:
+    """[B, L, D] tokens at flat positions [K] -> [K, D] (a gather of fixed shape)."""
+    return tokens.reshape(-1, tokens.shape[-1]).index_select(0, positions)
+
+
 class Pretrainer(nn.Module):
     """Wraps PosMaskModel (and, with `albef`, its momentum copy and queues); forward returns the losses.
     `mlm_mean`: how the MLM loss averages over ranks (trainer.model.losses.mlm_denominator)."""
@@ -25,8 +30,9 @@ class Pretrainer(nn.Module):
     def forward(self, pixels: Tensor, ids: Tensor, attention_mask: Tensor, image_ids: Tensor,
                 mlm_ids: Tensor | None = None, mlm_labels: Tensor | None = None,
                 alpha: float | Tensor = 0.0, hardness: float | Tensor = 1.0,
-                loss_weights: Tensor | None = None) -> dict[str, Tensor]:
-        """All losses of one batch. `hardness`: share of ITM negatives drawn hard from the ITC similarities
+                loss_weights: Tensor | None = None, mlm_positions: Tensor | None = None) -> dict[str, Tensor]:
+        """All losses of one batch. `mlm_positions`: the MLM slots, [K] flat indices into [B, L] (the masking op's
+        `positions`; None: every position). `hardness`: share of ITM negatives drawn hard from the ITC similarities
         (1 = ALBEF); the others are uniform over the other images (a curriculum for tiny models).
         `loss_weights`: [3] weights of MLM, ITC and ITM in `loss` (None: 1 each; trainer.masking.loss_weights)."""
         m = self.model
@@ -59,21 +65,23 @@ class Pretrainer(nn.Module):
         itm_acc = 0.5 * ((correct * is_pos).sum() / is_pos.sum().clamp(min=1)
                          + (correct * (1 - is_pos)).sum() / (1 - is_pos).sum().clamp(min=1))
 
-        # MLM on the masked text, fused with the image.
+        # MLM on the masked text, fused with the image: the vocabulary projection runs on the K slots only
+        # (trainer/masking/capacity.py; a fixed shape, no host sync), the unmasked slots have label -100.
         if self.mlm and mlm_ids is not None and mlm_labels is not None:
-            # The vocabulary projection runs on the masked positions only (a tenth of the tokens or fewer).
-            where = mlm_labels != IGNORE_INDEX
-            labels = mlm_labels[where]
+            if mlm_positions is None:  # every position: exact, and the most work
+                mlm_positions = torch.arange(mlm_labels.numel(), device=mlm_labels.device)
+            labels = mlm_labels.reshape(-1).index_select(0, mlm_positions)
             masked_tokens, _ = m.encode_text(mlm_ids, attention_mask)
-            mlm_logits = m.mlm_logits(m.fuse(masked_tokens, attention_mask, image_tokens)[where])
-            denominator = mlm_denominator(where.sum(), self.mlm_mean)
+            fused = m.fuse(masked_tokens, attention_mask, image_tokens)
+            mlm_logits = m.mlm_logits(_take(fused, mlm_positions))
+            denominator = mlm_denominator((labels != IGNORE_INDEX).sum(), self.mlm_mean)
             loss_mlm, _ = mlm_loss(mlm_logits, labels, denominator)
             if self.albef is not None:
                 with torch.no_grad():
                     mm = self.albef.model_m
                     img_m, _ = mm.encode_image(pixels)
                     txt_m, _ = mm.encode_text(mlm_ids, attention_mask)
-                    fused_m = mm.fuse(txt_m, attention_mask, img_m)[where]
+                    fused_m = _take(mm.fuse(txt_m, attention_mask, img_m), mlm_positions)
                     soft = F.softmax(mm.mlm_logits(fused_m), dim=-1)
                 loss_mlm = (1 - alpha) * loss_mlm + alpha * distill_loss(mlm_logits, soft, labels, denominator)
         else:
