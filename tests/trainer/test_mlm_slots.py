@@ -18,17 +18,17 @@ MASK_ID = 103
 
 
 @pytest.mark.parametrize(("spec", "share"), [
-    (parse_mask_spec("random"), 0.2025), (parse_mask_spec("DET"), 0.395), (parse_mask_spec("DET", 1.0), 0.5),
-    (parse_mask_spec("NOUN:0.5,DET:0.3"), 0.325), (parse_mask_spec("DET", budget=0.15), 0.2025),
-    (parse_mask_spec("PROPN", 0.1, fallback="random"), 0.2025),
-    (parse_mask_spec(None, 1.0, curriculum="DET>NOUN"), 0.5), (parse_mask_spec("none"), 0.0),
-    (parse_mask_spec("random", 1.0), 0.5)])
+    (parse_mask_spec("random"), 0.2375), (parse_mask_spec("DET"), 0.925), (parse_mask_spec("DET", 1.0), 1.0),
+    (parse_mask_spec("NOUN:0.5,DET:0.3"), 0.675), (parse_mask_spec("DET", budget=0.15), 0.2375),
+    (parse_mask_spec("PROPN", 0.1, fallback="random"), 0.2375), (parse_mask_spec("random", 0.6), 0.8),
+    (parse_mask_spec(None, 1.0, curriculum="DET>NOUN"), 1.0), (parse_mask_spec("none"), 0.0),
+    (parse_mask_spec("random", 1.0), 1.0)])
 def test_capacity_follows_the_largest_probability(spec, share) -> None:
     assert capacity_share(spec) == pytest.approx(share)
 
 
 def test_slots_are_a_multiple_of_8_and_never_more_than_the_positions() -> None:
-    assert slots(64 * 30, 0.2025) == 392 and slots(64 * 30, 0.5) == 960 and slots(7, 0.5) == 7
+    assert slots(64 * 30, 0.2375) == 456 and slots(64 * 30, 0.5) == 960 and slots(7, 0.5) == 7
     assert slots(100, 1.0) == 100 and slots(100, 0.0) == 0
 
 
@@ -76,7 +76,7 @@ def test_slots_give_the_boolean_indexed_loss_and_gradient(tiny: Pretrainer, spec
     mask, pixels = torch.ones(B, L, dtype=torch.long), torch.randn(B, 3, 64, 64, generator=g)
     masker = Masker(parse_mask_spec(pos_name, float(ratio) if ratio else None), MASK_ID, 30522)
     out = masker(ids, pos, generator=g)
-    assert 0 < int(out.n_masked) <= len(out.positions) < B * L and int(out.dropped) == 0
+    assert 0 < int(out.n_masked) <= len(out.positions) <= B * L and int(out.dropped) == 0
     only_mlm = torch.tensor([1.0, 0.0, 0.0])
     new = tiny(pixels, ids, mask, torch.arange(B), out.input_ids, out.labels, loss_weights=only_mlm,
                mlm_positions=out.positions)
@@ -90,8 +90,10 @@ def test_an_overflowing_batch_keeps_the_first_k_targets(tiny: Pretrainer) -> Non
     g = torch.Generator().manual_seed(2)
     B, L = 4, 12
     ids = torch.randint(1000, 5000, (B, L), generator=g)
-    pos = torch.full((B, L), 7, dtype=torch.uint8)  # every token a NOUN, all masked at 1.0: more than K
+    pos = torch.full((B, L), 7, dtype=torch.uint8)  # every token a NOUN, all masked at 1.0
     masker = Masker(parse_mask_spec("NOUN", 1.0), MASK_ID, 30522)
+    assert masker.capacity == 1.0  # no spec overflows its own capacity: half of it here, to make one that does
+    masker.capacity = 0.5
     out = masker(ids, pos, generator=g)
     k = len(out.positions)
     assert k == slots(B * L, 0.5) == 24 and int(out.dropped) == B * L - k
