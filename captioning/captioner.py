@@ -22,6 +22,7 @@ from toolbox.errors import UserError
 from trainer.model.blocks import FusionBlock
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+BANNED: tuple[int, ...] = (PAD, BOS, UNK)  # never sampled inside a caption
 WEIGHTS, CONFIG = "captioner.safetensors", "captioner.json"
 PRESETS: dict[str, dict[str, int]] = {"tiny": {"hidden_size": 128, "heads": 4, "max_len": 40},
                                       "thesis": {"hidden_size": 512, "heads": 8, "max_len": 30}}
@@ -95,7 +96,6 @@ class Captioner(nn.Module):
         past: list[tuple[Tensor, Tensor] | None] = [None] * len(self.layers)
         tokens = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
-        banned = torch.tensor([PAD, BOS, UNK], device=device)
         for t in range(self.config.max_len - 1):
             x = self.embed(tokens[:, -1:]) + self.position.weight[t]
             for i, layer in enumerate(self.layers):
@@ -104,8 +104,7 @@ class Captioner(nn.Module):
                 x = x + _attend(layer.self_attn, layer.norm1(x), *past[i])
                 x = x + _attend(layer.cross_attn, layer.norm2(x), *cross[i])
                 x = x + layer.mlp.fc2(F.gelu(layer.mlp.fc1(layer.norm3(x))))
-            logits = self.lm_head(self.norm(x[:, 0])).float()
-            logits[:, banned] = float("-inf")
+            logits = banned_out(self.lm_head(self.norm(x[:, 0])).float())
             nxt = (torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1) if sample
                    else logits.argmax(-1))
             nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
@@ -157,10 +156,19 @@ def greedy_captions(model: Captioner, features: Tensor, batch_size: int = 64) ->
 
 def token_log_probs(model: nn.Module, features: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probabilities [B,T-1] of each caption's tokens after BOS under `model` (with gradients), and the
-    mask of real tokens (up to and including EOS)."""
-    logits = model(features, tokens[:, :-1])
+    mask of real tokens (up to and including EOS). The softmax is the one `generate` samples from (PAD, BOS and
+    UNK banned); the padding after EOS gets 0."""
+    logits = banned_out(model(features, tokens[:, :-1]))
     log_probs = logits.log_softmax(-1).gather(2, tokens[:, 1:, None]).squeeze(2)
-    return log_probs, tokens[:, 1:] != PAD
+    mask = tokens[:, 1:] != PAD
+    return log_probs.masked_fill(~mask, 0.0), mask
+
+
+def banned_out(logits: Tensor) -> Tensor:
+    """`logits` [..., V] with the tokens never sampled inside a caption (`BANNED`) set to -inf (a new tensor)."""
+    banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    banned[list(BANNED)] = True
+    return logits.masked_fill(banned, float("-inf"))
 
 
 def save_captioner(model: Captioner, out: Path) -> None:

@@ -75,7 +75,9 @@ def caption_wins(row: dict[str, Any]) -> float:
 
 
 def valse_items(rows: list[dict[str, Any]]) -> dict[str, ItemScores]:
-    """acc_r per piece, and its unweighted mean over pieces (Avg), stratified by piece."""
+    """acc_r per piece, and its unweighted mean over pieces (Avg), stratified by piece; entries the run's
+    convention skipped (`skipped`, e.g. ties under valse) are left out as its summary leaves them out."""
+    rows = [r for r in rows if not r.get("skipped")]
     pieces = np.asarray([str(r["piece"]) for r in rows])
     ids = tuple(f"{r['piece']}/{r['id']}" for r in rows)
     wins = np.asarray([caption_wins(r) for r in rows])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation.core.common import load_json
-from evaluation.valse.metric import PAIRWISE_SCORE, valse_scores
+from evaluation.valse.metric import PAIRWISE_SCORE, skipped_as_tie, valse_scores
 from toolbox.errors import UserError
 
 if TYPE_CHECKING:
@@ -210,10 +210,12 @@ def entry_row(piece: str, entry: ValseEntry, caption: np.ndarray, foil: np.ndarr
     """One line of valse_entries.json: `caption` and `foil` hold the scores that `convention` compares for acc_r
     (posmask: match log-odds, the order of the match probabilities; valse: raw match logits), so the entry is
     won when caption > foil; both ITM logits are kept too, to score it in either convention later
-    (evaluation.valse.metric.entry_outcomes)."""
+    (evaluation.valse.metric.entry_outcomes). An entry the convention skips (a tie under valse) says so in
+    `skipped` and is left out of the per-item scores."""
     score = PAIRWISE_SCORE[convention]
-    return {"piece": piece, "id": entry.sample_id, "caption": float(score(caption)), "foil": float(score(foil)),
-            "caption_logits": [float(v) for v in caption], "foil_logits": [float(v) for v in foil]}
+    row = {"piece": piece, "id": entry.sample_id, "caption": float(score(caption)), "foil": float(score(foil)),
+           "caption_logits": [float(v) for v in caption], "foil_logits": [float(v) for v in foil]}
+    return row | ({"skipped": "tie"} if skipped_as_tie(caption, foil, convention) else {})
 
 
 def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], device: torch.device,
@@ -246,8 +248,9 @@ def evaluate_valse(model, pieces: list[ValsePiece], roots: dict[str, Path], devi
         scores = valse_scores(cap[ok], foil[ok], convention)
         results[piece.name] = base | {"status": "ok", **scores, "n_missing": len(missing),
                                       "missing": sorted(set(missing))}
-        log.info("VALSE %-22s acc_r %.1f  p_c %.1f  p_f %.1f  acc %.1f  (n=%d, missing %d)", piece.name,
-                 scores["acc_r"], scores["p_c"], scores["p_f"], scores["acc"], scores["n"], len(missing))
+        log.info("VALSE %-22s acc_r %.1f  p_c %.1f  p_f %.1f  acc %.1f  (n=%d, missing %d, ties skipped %d)",
+                 piece.name, scores["acc_r"], scores["p_c"], scores["p_f"], scores["acc"], scores["n"], len(missing),
+                 scores["ties_skipped"])
         rows.extend(entry_row(piece.name, e, c, f, convention) for e, c, f, good in zip(entries, cap, foil, ok) if good)
     ran = [r for r in results.values() if r["status"] == "ok"]
     average = {m: float(np.mean([r[m] for r in ran])) if ran else float("nan") for m in ("acc_r", "p_c", "p_f", "acc")}

@@ -12,6 +12,7 @@ All in percent. The conventions differ in what is compared:
 | acc_r | match probabilities (compared as log-odds: same order, no rounding to 1) | raw match logits |
 | p_c | match probability > 0.5 | match logit > no-match logit (the same) |
 | p_f | match probability < 0.5 | no-match logit >= match logit (a tie counts as detected) |
+| a tie (caption and foil logits exactly equal) | kept: acc_r lost, p_c / p_f by their own rule | skipped, and counted (`ties_skipped`) |
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def entry_outcomes(caption_logits: Sequence[Sequence[float]] | np.ndarray,
                    foil_logits: Sequence[Sequence[float]] | np.ndarray,
                    convention: str = "posmask") -> dict[str, np.ndarray]:
     """Per entry, from [n,2] logits: `pairwise` (the caption beats the foil), `caption_fits` (the caption is
-    judged matching) and `foil_detected` (the foil is judged not matching), as bool arrays."""
+    judged matching), `foil_detected` (the foil is judged not matching) and `tied` (caption and foil logits
+    exactly equal), as bool arrays."""
     if convention not in VALSE_CONVENTIONS:
         raise ValueError(f"VALSE convention {convention!r}; valid: {', '.join(VALSE_CONVENTIONS)}")
     cap = np.asarray(caption_logits, dtype=np.float64).reshape(-1, 2)
@@ -42,16 +44,26 @@ def entry_outcomes(caption_logits: Sequence[Sequence[float]] | np.ndarray,
     cap_odds, foil_odds = cap[:, 1] - cap[:, 0], foil[:, 1] - foil[:, 0]
     score = PAIRWISE_SCORE[convention]
     return {"pairwise": score(cap) > score(foil), "caption_fits": cap_odds > 0,
-            "foil_detected": foil_odds <= 0 if convention == "valse" else foil_odds < 0}
+            "foil_detected": foil_odds <= 0 if convention == "valse" else foil_odds < 0,
+            "tied": (cap == foil).all(axis=1)}
 
 
 def valse_scores(caption_logits: Sequence[Sequence[float]] | np.ndarray,
                  foil_logits: Sequence[Sequence[float]] | np.ndarray,
                  convention: str = "posmask") -> dict[str, float]:
-    """acc_r, p_c, p_f, acc (percent) and n from ITM logits [n,2] of captions and foils."""
+    """acc_r, p_c, p_f, acc (percent), n (the entries scored) and ties_skipped from ITM logits [n,2] of captions
+    and foils; the `valse` convention skips tied entries as the VALSE authors' script does."""
     outcome = entry_outcomes(caption_logits, foil_logits, convention)
-    n = int(outcome["pairwise"].shape[0])
+    skipped = outcome["tied"] if convention == "valse" else np.zeros_like(outcome["tied"])
+    kept = {k: v[~skipped] for k, v in outcome.items()}
+    n, ties = int(kept["pairwise"].shape[0]), int(skipped.sum())
     if n == 0:
-        return {"acc_r": float("nan"), "p_c": float("nan"), "p_f": float("nan"), "acc": float("nan"), "n": 0}
-    acc_r, p_c, p_f = (100.0 * float(np.mean(outcome[k])) for k in ("pairwise", "caption_fits", "foil_detected"))
-    return {"acc_r": acc_r, "p_c": p_c, "p_f": p_f, "acc": (p_c + p_f) / 2, "n": n}
+        return {"acc_r": float("nan"), "p_c": float("nan"), "p_f": float("nan"), "acc": float("nan"), "n": 0,
+                "ties_skipped": ties}
+    acc_r, p_c, p_f = (100.0 * float(np.mean(kept[k])) for k in ("pairwise", "caption_fits", "foil_detected"))
+    return {"acc_r": acc_r, "p_c": p_c, "p_f": p_f, "acc": (p_c + p_f) / 2, "n": n, "ties_skipped": ties}
+
+
+def skipped_as_tie(caption_logits: Sequence[float], foil_logits: Sequence[float], convention: str) -> bool:
+    """Whether `convention` leaves this entry out (valse: caption and foil logits exactly equal)."""
+    return convention == "valse" and list(map(float, caption_logits)) == list(map(float, foil_logits))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from captioning.captioner import BOS, EOS, PAD, Captioner, CaptionerConfig, load_captioner, save_captioner
+from captioning.captioner import (BANNED, BOS, EOS, PAD, Captioner, CaptionerConfig, load_captioner, save_captioner,
+                                  token_log_probs)
 from captioning.train import StageSettings, ce_step, run_stage, scst_loss, scst_step
 from toolbox.errors import Interrupted
 from stopping import stopping_at
@@ -32,6 +33,23 @@ def test_generation_is_the_forward_pass_decoded_token_by_token():
     logits = model(features, tokens[:, :-1])
     logits[:, :, [PAD, BOS, 3]] = float("-inf")
     assert torch.equal(logits.argmax(-1), tokens[:, 1:])
+
+
+def test_sampled_tokens_are_scored_under_the_distribution_they_were_sampled_from():
+    """SCST's log-probs are those of `generate`'s sampling softmax (PAD, BOS, UNK banned and renormalised):
+    p_sample(token) = p_full(token) / (1 - p_full(banned)) at every position up to EOS."""
+    model = _captioner(seed=3).eval()
+    with torch.no_grad():
+        model.lm_head.bias[list(BANNED)] = 2.0  # the banned tokens hold much of the full softmax
+    features = torch.randn(6, 3, 8)
+    tokens = model.generate(features, sample=True, generator=torch.Generator().manual_seed(0))
+    log_probs, mask = token_log_probs(model, features, tokens)
+    with torch.no_grad():
+        full = model(features, tokens[:, :-1]).softmax(-1)
+    picked = full.gather(2, tokens[:, 1:, None]).squeeze(2)
+    expected = (picked / (1 - full[:, :, list(BANNED)].sum(-1))).log()
+    assert mask.any() and torch.allclose(log_probs[mask], expected[mask], atol=1e-5)
+    assert torch.isfinite(log_probs).all() and (log_probs[~mask] == 0).all()
 
 
 def test_bert_ids_round_trip():

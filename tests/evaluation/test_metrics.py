@@ -80,9 +80,11 @@ def test_valse_scores_hand_case():
     # p_c: caption prob > .5 -> 0.9, 0.6, 0.7 -> 3/5 ; p_f: foil prob < .5 -> .1, .3, .2 -> 3/5
     assert s["p_c"] == pytest.approx(60.0) and s["p_f"] == pytest.approx(60.0)
     assert s["acc"] == pytest.approx(60.0) and s["n"] == 5
-    # the VALSE authors' script: the same here, except that the tied foil (0.5) counts as detected
+    assert s["ties_skipped"] == 0  # posmask keeps the tie: acc_r lost, its foil (p 0.5) not detected
+    # the VALSE authors' script skips the tied entry (caption and foil logits equal) and counts it
     v = valse_scores(cap, foil, "valse")
-    assert (v["acc_r"], v["p_c"], v["p_f"]) == (pytest.approx(60.0), pytest.approx(60.0), pytest.approx(80.0))
+    assert (v["acc_r"], v["p_c"], v["p_f"], v["n"], v["ties_skipped"]) == (
+        pytest.approx(75.0), pytest.approx(75.0), pytest.approx(75.0), 4, 1)
 
 
 def test_valse_conventions_differ_where_the_no_match_logit_moves():
@@ -157,3 +159,16 @@ def test_vqa_accuracy_per_type_and_missing():
     assert r["per_answer_type"] == {"number": 30.0, "other": 0.0, "yes/no": 100.0}
     assert r["overall"] == pytest.approx(round(100 * 1.3 / 3, 2))
     assert r["missing"] == 1 and r["n"] == 3
+
+
+def test_a_tie_skipped_by_the_valse_convention_is_flagged_and_left_out_of_the_items():
+    from evaluation.core.items import valse_items
+    from evaluation.valse.evaluate import ValseEntry, entry_row
+
+    entry = ValseEntry(sample_id="a", caption="a dog", foil="a cat", image_file="x.jpg", source="coco")
+    tie, won = np.array([0.0, 1.0]), np.array([0.0, 2.0])
+    rows = [entry_row("existence", entry, tie, tie, "valse"), entry_row("existence", entry, won, tie, "valse")]
+    assert rows[0]["skipped"] == "tie" and "skipped" not in rows[1]
+    assert "skipped" not in entry_row("existence", entry, tie, tie, "posmask")
+    scores = valse_items(rows)["valse/existence"]
+    assert len(scores.ids) == 1 and scores.values.tolist() == [1.0]

@@ -149,6 +149,12 @@ def test_fallback_gives_captions_without_candidates_random_15(batch) -> None:
     nouns = of(pos, "NOUN")
     assert within(int(masked[nouns].sum()), int(nouns.sum()), 0.7)
     assert not (masked[~empty] & ~nouns[~empty]).any()
+    # the class's counts hold the class's candidates only; the fallback's tokens are counted apart
+    assert out.candidates_by_pos.nonzero().flatten().tolist() == [UPOS_ID["NOUN"]]
+    assert int(out.candidates_by_pos.sum()) == int(nouns.sum())
+    assert int(out.masked_by_pos.sum()) == int(masked[nouns].sum())
+    assert int(out.fallback_tokens) == int(words[empty].sum())
+    assert int(out.fallback_masked) == int(masked[empty].sum()) == int(out.n_masked) - int(out.masked_by_pos.sum())
     _, without = run({"pos": "NOUN"}, ids, pos, word)
     assert not without[empty].any(), "without FALLBACK those captions carry no MLM target"
 
@@ -198,7 +204,9 @@ def test_window_sums_the_counters_into_metrics_fields(batch) -> None:
     for key in ("masked_by_pos", "candidates_by_pos"):
         summed = sum(getattr(o, key) for o in outs)
         assert fields[key] == {UPOS_NAMES[i]: int(n) for i, n in enumerate(summed) if n}
-    assert fields["masked_by_pos"]["NOUN"] > 0 and len(fields["masked_by_pos"]) > 1  # the fallback masks others
+    assert set(fields["masked_by_pos"]) == set(fields["candidates_by_pos"]) == {"NOUN"}  # the fallback's apart
+    assert fields["fallback_masked_tokens"] == masked - fields["masked_by_pos"]["NOUN"] > 0
+    assert fields["fallback_tokens"] == sum(int(o.fallback_tokens) for o in outs) > fields["fallback_masked_tokens"]
     captions = ids.shape[0] + 5
     assert fields["mlm_caption_share"] == sum(int(o.mlm_captions) for o in outs) / captions
     assert fields["budget_capped_share"] == sum(int(o.capped_captions) for o in outs) / captions

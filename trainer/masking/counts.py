@@ -14,7 +14,7 @@ from trainer.masking.masker import N_UPOS, MaskedBatch
 
 TOTALS: dict[str, int] = {  # window totals and their lengths
     "masked": 1, "words": 1, "empty_mlm": 1, "captions": 1, "mlm_captions": 1, "capped_captions": 1,
-    "fallback_captions": 1, "partial_words": 1, "mlm_dropped": 1, "masked_by_pos": N_UPOS,
+    "fallback_captions": 1, "fallback_tokens": 1, "fallback_masked": 1, "partial_words": 1, "mlm_dropped": 1, "masked_by_pos": N_UPOS,
     "candidates_by_pos": N_UPOS,
 }
 
@@ -30,7 +30,8 @@ def step_counts(out: MaskedBatch | None, pos: Tensor) -> dict[str, Tensor]:
         return counts
     return {"masked": out.n_masked, "words": out.n_words, "empty_mlm": (out.n_masked == 0).long(),
             "captions": out.captions, "mlm_captions": out.mlm_captions, "capped_captions": out.capped_captions,
-            "fallback_captions": out.fallback_captions, "partial_words": out.partial_words,
+            "fallback_captions": out.fallback_captions, "fallback_tokens": out.fallback_tokens,
+            "fallback_masked": out.fallback_masked, "partial_words": out.partial_words,
             "mlm_dropped": out.dropped, "masked_by_pos": out.masked_by_pos, "candidates_by_pos": out.candidates_by_pos}
 
 
@@ -40,11 +41,13 @@ def _by_class(counts: list[int]) -> dict[str, int]:
 
 def mask_fields(values: dict[str, Any], spec: MaskSpec) -> dict[str, Any]:
     """Pop the window's TOTALS (but `empty_mlm`) from `values`; the metrics.jsonl fields they make: the
-    achieved masked share of word tokens, masked and candidate tokens per class, the share of captions
+    achieved masked share of word tokens, masked and candidate tokens per class (the spec's classes only: the
+    fallback's tokens have fields of their own), the share of captions
     with an MLM target, masked tokens left out of the loss for want of a slot (trainer/masking/capacity.py; 0 on
     real captions), and per variant the capped (BUDGET) and fallback captions and split words."""
     masked, words, captions = values.pop("masked"), values.pop("words"), max(values.pop("captions"), 1)
     capped, fell_back = values.pop("capped_captions"), values.pop("fallback_captions")
+    fallback_tokens, fallback_masked = values.pop("fallback_tokens"), values.pop("fallback_masked")
     partial = values.pop("partial_words")
     record: dict[str, Any] = {
         "masked_share": masked / max(words, 1), "masked_tokens": masked,
@@ -56,7 +59,8 @@ def mask_fields(values: dict[str, Any], spec: MaskSpec) -> dict[str, Any]:
     if spec.budget is not None:
         record["budget_capped_share"] = capped / captions
     if spec.fallback == RANDOM:
-        record["fallback_caption_share"] = fell_back / captions
+        record.update(fallback_caption_share=fell_back / captions, fallback_tokens=fallback_tokens,
+                      fallback_masked_tokens=fallback_masked)
     if spec.whole_word:
         record["partial_words"] = partial
     return record

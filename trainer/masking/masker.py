@@ -36,15 +36,17 @@ class MaskedBatch:
 
     input_ids: Tensor  # [B, L] ids with masked positions replaced
     labels: Tensor  # [B, L] original id at masked positions, IGNORE_INDEX elsewhere
-    n_candidates: Tensor  # scalar long: tokens that could be masked (p > 0)
+    n_candidates: Tensor  # scalar long: tokens that could be masked (p > 0; the fallback's included)
     n_masked: Tensor  # scalar long
     n_words: Tensor  # scalar long: word tokens (pos != 255) in the batch
-    masked_by_pos: Tensor  # [N_UPOS] long: masked tokens per UPOS id
-    candidates_by_pos: Tensor  # [N_UPOS] long: candidate tokens per UPOS id
+    masked_by_pos: Tensor  # [N_UPOS] long: masked tokens per UPOS id among the spec's candidates (no fallback)
+    candidates_by_pos: Tensor  # [N_UPOS] long: the spec's candidate tokens per UPOS id, before the fallback
     captions: Tensor  # scalar long: rows of the batch
     mlm_captions: Tensor  # scalar long: captions with at least one MLM target
     capped_captions: Tensor  # scalar long: captions where the budget is capped at all their candidates
     fallback_captions: Tensor  # scalar long: captions without a candidate that took the fallback
+    fallback_tokens: Tensor  # scalar long: word tokens of those captions (each drawn at the fallback's 15 %)
+    fallback_masked: Tensor  # scalar long: of them, the tokens masked
     partial_words: Tensor  # scalar long: words with some but not all wordpieces masked (whole words: 0)
     positions: Tensor  # [K] long: flat indices into [B, L], the masked ones first (the MLM slots; capacity.py)
     dropped: Tensor  # scalar long: masked tokens that did not fit in the K slots (left out of the MLM loss)
@@ -82,6 +84,7 @@ def mask_tokens(
     p = table.take(pos)  # = table[pos], without advanced indexing's overhead
     zero = torch.zeros((), dtype=torch.long, device=ids.device)
     capped = fell_back = partial = zero
+    fallback_tokens = torch.zeros_like(is_word)
     if budget is not None or fallback:
         n_cand, n_words = (p > 0).sum(1), is_word.sum(1)
     if budget is not None:  # table holds 1.0 per candidate: spread budget x words over the candidates
@@ -90,7 +93,8 @@ def mask_tokens(
         capped = ((want > n_cand) & (n_cand > 0)).sum()
     if fallback:
         empty = (n_cand == 0) & (n_words > 0)
-        p = torch.where(empty[:, None] & is_word, torch.full_like(p, fallback), p)
+        fallback_tokens = empty[:, None] & is_word
+        p = torch.where(fallback_tokens, torch.full_like(p, fallback), p)
         fell_back = empty.sum()
     draw = torch.rand(ids.shape, device=ids.device, generator=generator)
     if word is not None:  # one draw per word, shared by its wordpieces
@@ -109,14 +113,16 @@ def mask_tokens(
         size_hit = torch.zeros(2, *ids.shape, dtype=torch.long, device=ids.device).scatter_add_(
             2, index.expand(2, -1, -1), torch.stack([is_word, masked & is_word]).long())
         partial = ((size_hit[1] > 0) & (size_hit[1] < size_hit[0])).sum()
-    by_pos = _per_pos(pos, masked, p > 0)
-    n_masked, n_candidates = by_pos.sum(1)
+    candidates = (p > 0) & ~fallback_tokens
+    by_pos = _per_pos(pos, masked & candidates, candidates)
+    n_masked, n_candidates = masked.sum(), (p > 0).sum()
     positions, dropped = select_slots(masked, slots(masked.numel(), capacity))
     return MaskedBatch(
         input_ids=input_ids, labels=labels, n_candidates=n_candidates, n_masked=n_masked,
         n_words=is_word.sum(), masked_by_pos=by_pos[0], candidates_by_pos=by_pos[1],
         captions=torch.full((), ids.shape[0], dtype=torch.long, device=ids.device),
         mlm_captions=masked.any(1).sum(), capped_captions=capped, fallback_captions=fell_back,
+        fallback_tokens=fallback_tokens.sum(), fallback_masked=(masked & fallback_tokens).sum(),
         partial_words=partial, positions=positions, dropped=dropped,
     )
 
