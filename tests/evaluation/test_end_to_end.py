@@ -160,7 +160,7 @@ def test_reference_conventions_are_recorded_and_recomputable(tiny_run, tiny_eval
     for piece, result in valse["pieces"].items():
         rows = [e for e in entries if e["piece"] == piece]
         cap, foil = [e["caption_logits"] for e in rows], [e["foil_logits"] for e in rows]
-        assert valse_scores(cap, foil, "valse") == {k: result[k] for k in ("acc_r", "p_c", "p_f", "acc", "n")}
+        assert valse_scores(cap, foil, "valse") == {k: result[k] for k in ("acc_r", "p_c", "p_f", "acc", "n", "ties_skipped")}
         assert [e["caption"] > e["foil"] for e in rows] == list(entry_outcomes(cap, foil, "valse")["pairwise"])
         assert all(e["caption"] == e["caption_logits"][1] for e in rows)  # valse: the raw match logit
     assert _eval(tiny_run, "--tasks", "valse", "--scenes", str(tiny_eval), "--out", str(out)) == 0

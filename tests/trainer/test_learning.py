@@ -70,7 +70,7 @@ def itm_ranking_accuracy(run: Path, shards: Path) -> float:
 @pytest.mark.slow
 def test_tiny_preset_learns_on_scenes(scenes_shards: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(min(2, os.cpu_count() or 1))}  # the one process: every core
     result = subprocess.run(
         [sys.executable, "-m", "posmask_cli", "pretrain", "--pos", "NOUN", "--ratio", "0.7", "--preset", "tiny",
          "--shards", str(scenes_shards), "--run", str(run), "--epochs", "5", "--max-steps", str(STEPS),
