@@ -67,12 +67,13 @@ VARIANT     ?= gt g
 WIDTH       ?= 256
 MAP_SAMPLES ?= 40000
 UNLABELED   ?= data/scenes/eval/images
+LORA_TARGETS ?= text
 VIZER_ARGS  ?=
 
 .PHONY: install demo test test-fast bench gpu-prepare gpu-rehearse tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst vizer clean help
 
 help:
-	@echo "make demo | test | test-fast | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR]"
+	@echo "make demo | test | test-fast | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR] [LORA_TARGETS=text|all]"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -141,7 +142,7 @@ probe-scst: $(STAMP)
 vizer: $(STAMP)
 	$(if $(RUN),,$(error make vizer needs RUN=runs/NAME (a run probed by make probe-scst)))
 	$(POSMASK) vizer --run $(RUN) --variant $(VARIANT) --width $(WIDTH) --map-samples $(MAP_SAMPLES) \
-		--unlabeled $(UNLABELED) $(if $(call given,OUT),--out $(OUT)) $(VIZER_ARGS)
+		--unlabeled $(UNLABELED) --lora-targets $(LORA_TARGETS) $(if $(call given,OUT),--out $(OUT)) $(VIZER_ARGS)
 
 # the built-in scenes sample, tagged (training captions, and evaluation captions for the probe), and the tiny
 # preset's image-encoder start; every step reuses what is already complete

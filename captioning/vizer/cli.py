@@ -48,17 +48,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"report folder (default {DEFAULT_OUT})")
     parser.add_argument("--mapper-lr", type=float, default=1e-3, help="mapper learning rate (default 1e-3)")
     parser.add_argument("--lora-lr", type=float, default=3e-4, help="LoRA learning rate (default 3e-4)")
+    parser.add_argument("--lora-targets", default="text", help="where the adapters go: text = only the layers off the "
+                        "image path (self-attention, MLP), all = every linear layer but the LM head, "
+                        "image projection and cross-attention included (the old placement); default text")
     parser.add_argument("--eval-images", type=int, help="evaluation images (default all)")
     parser.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of both stages (default 0)")
 
 
 def _check(args: argparse.Namespace) -> None:
+    from captioning.vizer.lora import TARGETS
     from captioning.vizer.mapper import VARIANTS
 
     unknown = [v for v in args.variant if v.lower() not in VARIANTS]
     if unknown:
         raise UserError(f"--variant {unknown[0]}: unknown; valid: {', '.join(VARIANTS)}")
+    if args.lora_targets not in TARGETS:
+        raise UserError(f"--lora-targets {args.lora_targets}: unknown; valid: {', '.join(TARGETS)}")
     for name in ("width", "map_samples", "map_samples_g", "eval_images"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -116,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                       map_samples={"gt": args.map_samples, "g": args.map_samples_g},
                       grid_widths=tuple(args.grid_widths), grid=not args.no_grid, rl=rl, eval_limit=args.eval_images,
                       mapper=replace(defaults.mapper, lr=args.mapper_lr, seed=args.seed),
-                      lora_stage=replace(defaults.lora_stage, lr=args.lora_lr, seed=args.seed))
+                      lora_stage=replace(defaults.lora_stage, lr=args.lora_lr, seed=args.seed),
+                      lora=replace(defaults.lora, targets=args.lora_targets))
     result = run_vizer(cfg, frozen_encoder(preset, args.vision_weights), device)
     add_itc(result, probed.path, device)
     index = write_vizer_report(result, cfg.out, scenes if scenes.is_file() else None, str(probed.path))

@@ -1,7 +1,8 @@
 """`posmask vizer`'s chain: frozen features (cached), mapping pairs and their pooled states, the grid of mappers
 (width x mapping data size, per variant), a LoRA captioner per mapper, and the greedy captions of the
 evaluation images of every system (Base = the CE captioner, RL = an SCST captioner, ViZer_GT, ViZer_G = the
-grid's cells at the chosen width and size), gathered into a JSON-ready dict for `vizer_report`."""
+grid's cells at the chosen width and size), and each cell's shuffled-caption control (`control`), gathered into a
+JSON-ready dict for `vizer_report`."""
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ from captioning.captioner import WEIGHTS, greedy_captions, load_captioner
 from captioning.data import FrozenEncoder, ImageSet, eval_images, shard_images
 from captioning.train import StageSettings
 from captioning.stages import file_identity, shards_identity
+from captioning.vizer.control import control, greedy_tokens, texts
 from captioning.vizer.lora import LoraSettings, unlabeled_images
-from captioning.vizer.mapper import NAMES, gt_pairs, generated_pairs, image_targets, pair_states
+from captioning.vizer.mapper import NAMES, gt_pairs, generated_pairs, image_targets, load_mapper, pair_states
 from captioning.vizer.stages import ensure_lora, ensure_mapper
 from toolbox.atomic import sha256_file
 
@@ -84,7 +86,8 @@ def run_vizer(cfg: VizerConfig, encoder: FrozenEncoder, device: torch.device) ->
     eval_feats = cached_features(cache / "eval.pt", eval_names, evals.images, encoder, device, "evaluation features")
     unl_feats = cached_features(cache / "unlabeled.pt", unl_names, unl_images, encoder, device, "unlabeled features")
     train_feats = cached_features(cache / "train.pt", train.ids, train.images, encoder, device, "training features")
-    systems = {BASE: greedy_captions(base, eval_feats)}
+    base_tokens = greedy_tokens(base, eval_feats)
+    systems = {BASE: texts(base, base_tokens)}
     if cfg.rl is not None:
         systems[RL] = greedy_captions(load_captioner(cfg.rl, device), eval_feats)
     common = {"captioner": sha256_file(cfg.captioner / WEIGHTS), "encoder": file_identity(encoder.weights),
@@ -105,9 +108,14 @@ def run_vizer(cfg: VizerConfig, encoder: FrozenEncoder, device: torch.device) ->
                                        width, cfg.mapper, device)
                 lora = ensure_lora(folder / "lora", cfg.captioner, folder / "mapper", unl_feats, unl_names, cfg.lora,
                                    cfg.lora_stage, device)
-                captions = greedy_captions(load_captioner(folder / "lora", device), eval_feats)
+                tuned = load_captioner(folder / "lora", device)
+                tokens = greedy_tokens(tuned, eval_feats)
+                captions = texts(tuned, tokens)
+                check = (control(base, tuned, load_mapper(folder / "mapper", device), eval_feats, base_tokens, tokens,
+                                 systems[BASE], captions, seed=0) if len(eval_feats) > 1 else None)
                 cells.append({"variant": variant, "pairs": n, "width": width, "captions": captions,
-                              "mapper_loss": _last_loss(mapper), "lora_loss": _first_last(lora),
+                              "mapper_loss": _last_loss(mapper), "lora_loss": _first_last(lora), "control": check,
+                              "main": width == cfg.width and n == sizes[-1],
                               "seconds": {"mapper": mapper["seconds"], "lora": lora["seconds"]}})
                 if width == cfg.width and n == sizes[-1]:
                     systems[NAMES[variant]] = captions

@@ -1,8 +1,10 @@
 """ViZer's report, in the seed's layout: Table 1 (BLEU-1..4, ROUGE-L, CIDEr and the CLIPScore analogue for Base /
 RL / ViZer_GT / ViZer_G, each with its difference from Base and the 95 % paired-bootstrap interval over the
 evaluation images, and each value's own interval), the grounding table (precision and recall of shape and colour
-mentions against the scenes' ground truth), Table 2 (mapper width x mapping data size, both variants) and
-Figure 1 (example images with the four captions). Tables are Markdown, CSV and LaTeX (`evaluation.report.tables`)."""
+mentions against the scenes' ground truth), Table 2 (mapper width x mapping data size, both variants), the
+control table (each cell's loss with own and with shuffled captions, the share of the gain that survives the
+control, the share of captions LoRA changed; `control`) and Figure 1 (example images with the four captions).
+Tables are Markdown, CSV and LaTeX (`evaluation.report.tables`)."""
 from __future__ import annotations
 
 import json
@@ -26,6 +28,21 @@ from toolbox.figures import pyplot, save_figure
 ITC = "CLIPScore analogue (ITC cos x100)"
 TABLE_1 = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", ITC]
 GROUNDING = ["precision", "recall"]
+PLACEMENTS = {"text": "the text path only (self-attention and MLP; not the image projection or the cross-attention)",
+              "all": "every linear layer but the LM head (the old placement, image path included)"}
+CONTROL = ["own, before", "own, after", "shuffled, before", "shuffled, after", "after, Base captions",
+           "surviving share (%)", "captions changed (%)", "word edit rate (%)"]
+CONTROL_NOTES = [
+    "Own: each captioner's greedy caption of the image. Shuffled: the image's states computed on the same captioner's "
+    "caption of another image (a fixed seeded derangement: no image keeps its own caption), so any fall of this loss "
+    "comes through a path that does not depend on the caption. After, Base captions: the LoRA captioner's states on "
+    "Base's captions (the gain without changing any caption).",
+    "Surviving share: (gain own - gain shuffled) / gain own, gain = loss before - loss after: the share of the "
+    "own-caption loss drop that is not also had with captions that do not match the image (100 % = the caption "
+    "carries all of it, 0 % = none of it; above 100 % when the shuffled loss rose; a dash when the own-caption loss "
+    "did not fall).",
+    "Captions changed: share of the evaluation images whose greedy caption differs from Base's (exact string); word "
+    "edit rate: mean word-level Levenshtein distance from Base's caption over its number of words."]
 
 
 def statistics(r: dict[str, Any], captions: list[str], itc: list[float] | None,
@@ -92,6 +109,24 @@ def grid_table(r: dict[str, Any], scenes: dict[str, Any] | None) -> Table:
                  rows, ["Losses are 1 - cos at the first / last logged step of training (training batches)."])
 
 
+def control_table(r: dict[str, Any]) -> Table:
+    """The control table: per grid cell, the LoRA loss on the evaluation images before / after with own and with
+    shuffled captions, after with Base's captions, the surviving share and the changed-caption shares."""
+    rows = []
+    for cell in r["grid"]:
+        c = cell.get("control")
+        if c is None:
+            continue
+        share = c["surviving_share"]
+        values = [100 * v for v in (*c["loss_own"], *c["loss_shuffled"], c["loss_base_captions"])]
+        values += [None if share is None else 100 * share, 100 * c["changed"], 100 * c["edit_rate"]]
+        label = f"{cell['pairs']} pairs, width {cell['width']}" + (" (main)" if cell.get("main") else "")
+        rows.append(Row(f"ViZer_{cell['variant'].upper()}", label, [Cell(v) for v in values]))
+    return Table("table_control", "Control: the LoRA loss, 100 x (1 - cos), on the evaluation images through each "
+                 "cell's frozen mapper, before (Base) and after LoRA, with own and with shuffled captions", CONTROL,
+                 rows, CONTROL_NOTES)
+
+
 def figure_1(r: dict[str, Any], systems: list[str], out: Path, n: int = 4) -> Path:
     """Figure 1: the first n evaluation images, each with every system's caption."""
     from PIL import Image
@@ -131,9 +166,14 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                               "evaluation images (Base = the CE captioner; difference from Base with its "
                               f"{level_text()} paired-bootstrap interval over the images below)",
                               [itc_note, "BLEU, ROUGE-L and CIDEr: pycocoevalcap on lower-cased word tokens."])
+    lora = r["settings"]["lora"]
+    placement = lora.get("targets", "all")
     sections = ["# ViZer on the project's captioner: zero-label caption enhancement", "",
                 f"{len(r['image_ids'])} evaluation images; mapper trained on {', '.join(r['settings']['variants'])} "
-                f"pairs; LoRA on {r['unlabeled_images']} unlabeled images. This call took {r['seconds']:.0f} s (stages "
+                f"pairs; LoRA on {r['unlabeled_images']} unlabeled images, adapters (rank {lora['rank']}, alpha "
+                f"{lora['alpha']}, dropout {lora['dropout']}) on `{placement}` = "
+                f"{PLACEMENTS.get(placement, placement)}; captioner states in eval mode (dropout off) for mapper and "
+                f"LoRA alike. This call took {r['seconds']:.0f} s (stages "
                 f"reused from an earlier call count 0); training time from the stages' records: mappers "
                 f"{sum(c['seconds']['mapper'] for c in r['grid']):.0f} s, LoRA "
                 f"{sum(c['seconds']['lora'] for c in r['grid']):.0f} s ({len(r['grid'])} cells)."]
@@ -151,10 +191,15 @@ def write_vizer_report(r: dict[str, Any], out: Path, scenes_json: Path | None, s
                                                     intervals_markdown(own_g)]
     if r["grid"]:
         sections += index_section(grid_table(r, scenes), out)
+        check = control_table(r)
+        if check.rows:
+            sections += index_section(check, out)
     figure = figure_1(r, systems, out)
     sections += ["", "### Figure 1: examples (greedy captions)", "", f"![Figure 1]({figure.name})", "",
                  examples_markdown(r, systems)]
-    write_result(out / "vizer.json", {**r, "intervals": {"table_1": own_1, "grounding": own_g}})
+    main_control = {f"ViZer_{c['variant'].upper()}": c.get("control") for c in r["grid"] if c.get("main")}
+    write_result(out / "vizer.json", {**r, "intervals": {"table_1": own_1, "grounding": own_g},
+                                      "control": main_control})
     index = out / "index.md"
     atomic_write_text(index, "\n".join(sections) + "\n")
     return index

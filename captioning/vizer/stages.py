@@ -4,7 +4,9 @@ another's (captioning.stages):
 
 - `ensure_mapper`: the mapper on cached pooled states of (image, caption) pairs, one epoch's worth of draws;
 - `ensure_lora`: the captioner's LoRA adapters on unlabeled images' features, one epoch's worth of draws,
-  saved merged as a plain captioner (`captioner.safetensors`).
+  saved merged as a plain captioner (`captioner.safetensors`). Its identity holds the adapter placement
+  (`LoraSettings.targets`) and the state mode (eval), so a stage of another placement or of the old
+  dropout-on recompute is never reused.
 """
 from __future__ import annotations
 
@@ -64,14 +66,14 @@ def ensure_lora(out: Path, ce_dir: Path, mapper_dir: Path, features: Tensor, unl
     s = epoch_settings(s, len(features))
     identity = {"stage": "lora", "captioner": sha256_file(ce_dir / WEIGHTS),
                 "mapper": sha256_file(mapper_dir / MAPPER_WEIGHTS), "unlabeled": names_digest(unlabeled),
-                "images": len(unlabeled), "lora": asdict(lora), "settings": asdict(s)}
+                "images": len(unlabeled), "lora": asdict(lora), "states": "eval", "settings": asdict(s)}
 
     def train() -> dict[str, Any]:
         peft_model = with_lora(load_captioner(ce_dir, device), lora, s.seed)
         mapper = load_mapper(mapper_dir, device)
         log.info("LoRA: %d unlabeled images, %d steps -> %s", len(features), s.steps, out)
         run_stage(peft_model, lora_step(peft_model, mapper, features, s.batch_size), s, out, device, identity,
-                  train_mode=True)
+                  train_mode=False)  # dropout off, as the mapper's states (lora module doc)
         save_captioner(merged(peft_model), out)
         return {}
 

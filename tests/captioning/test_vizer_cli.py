@@ -1,7 +1,7 @@
 """`posmask vizer` end to end on tiny synthetic shards after a tiny `posmask probe-scst`: both mapper variants,
-the width x size grid, LoRA on unlabeled shards, the report; shards with garbage captions give bit-identical
-LoRA captioners (no caption is read in the zero-label stage); a second call reuses every stage; bad input is one
-line."""
+the width x size grid, LoRA on unlabeled shards, the report with its shuffled-caption control; shards with garbage
+captions give bit-identical LoRA captioners (no caption is read in the zero-label stage); a second call reuses
+every stage; bad input is one line."""
 from __future__ import annotations
 
 import io
@@ -77,7 +77,8 @@ def test_vizer_end_to_end(probed, capsys):
     index = (report / "index.md").read_text()
     for title in ("Table 1", "Table 2", "Figure 1", "CLIPScore analogue"):
         assert title in index
-    for stem in ("table_1", "table_2"):
+    assert "Control:" in index and "surviving share (%)" in index and "on `text` = the text path only" in index
+    for stem in ("table_1", "table_2", "table_control"):
         assert (report / f"{stem}.csv").is_file() and (report / f"{stem}.tex").is_file()
     assert (report / "figure_1.png").is_file() and (report / "figure_1.pdf").is_file()
     result = json.loads((report / "vizer.json").read_text())
@@ -86,6 +87,8 @@ def test_vizer_end_to_end(probed, capsys):
     cells = {(c["variant"], c["pairs"], c["width"]) for c in result["grid"]}
     assert cells == {(v, n, w) for v, sizes in (("gt", (2, 8)), ("g", (1, 6))) for n in sizes for w in (8, 16)}
     assert set(result["itc"]) == set(result["systems"]) and all("itc" in c for c in result["grid"])
+    assert set(result["control"]) == {"ViZer_GT", "ViZer_G"} and all(c["control"] for c in result["grid"])
+    assert result["settings"]["lora"]["targets"] == "text"
     lora = report / "stages" / "gt-n8-w16" / "lora"
     curve = [json.loads(line) for line in (lora / "metrics.jsonl").read_text().splitlines()]
     assert curve[-1]["step"] == 2  # 24 unlabeled images, batch 16: one epoch
@@ -113,6 +116,7 @@ def test_garbage_captions_give_the_same_lora_captioner(probed):
 
 @pytest.mark.parametrize("extra, message", [
     (["--variant", "gt", "both"], "--variant both: unknown; valid: gt, g"),
+    (["--lora-targets", "image"], "--lora-targets image: unknown; valid: text, all"),
     (["--captioner", "/nonexistent"], "no captioner at /nonexistent; run `make probe-scst"),
     (["--unlabeled", "EMPTY"], "no images"),
     (["--unlabeled", "/nonexistent"], "--unlabeled /nonexistent: neither a folder of images nor tag-shards output"),
