@@ -16,20 +16,13 @@ from captioning.vizer.control import (changed_captions, control, derangement, ed
 from captioning.vizer.lora import LoraSettings, lora_step, lora_targets, with_lora
 from captioning.vizer.mapper import Mapper, Pairs, cosine_loss, image_targets, pair_states, pooled_states
 from toolbox.errors import UserError
+from test_vizer import _frozen_mapper  # the same frozen mapper as the ViZer unit tests
 
 
 def _captioner(seed: int = 0) -> Captioner:
     torch.manual_seed(seed)
     return Captioner(CaptionerConfig(feature_dim=8, wordpieces=list(range(2000, 2012)), hidden_size=32, heads=2,
                                      max_len=8))
-
-
-def _frozen_mapper() -> Mapper:
-    torch.manual_seed(5)
-    mapper = Mapper(32, 16, 8)
-    for p in mapper.parameters():
-        p.requires_grad_(False)
-    return mapper.eval()
 
 
 def test_the_default_adapters_leave_the_image_path_alone_and_all_keeps_the_old_placement():
