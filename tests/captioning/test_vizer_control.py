@@ -14,7 +14,7 @@ from captioning.captioner import BOS, EOS, Captioner, CaptionerConfig
 from captioning.vizer.control import (changed_captions, control, derangement, edit_distance, edit_rate,
                                       greedy_tokens, surviving_share)
 from captioning.vizer.lora import LoraSettings, lora_step, lora_targets, with_lora
-from captioning.vizer.mapper import Mapper, Pairs, cosine_loss, image_targets, pair_states, pooled_states
+from captioning.vizer.mapper import Pairs, cosine_loss, image_targets, pair_states, pooled_states
 from toolbox.errors import UserError
 from test_vizer import _frozen_mapper  # the same frozen mapper as the ViZer unit tests
 
