@@ -86,7 +86,7 @@ install: $(STAMP)
 # the full suite (what CI runs); test-fast leaves out the tests marked slow (training, torchrun, Ray, studies).
 # Both fail when pytest collects nothing (its exit status 5).
 test: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/benchmarks -q
+	$(PY) -m pytest tests --ignore=tests/benchmarks -q --durations=30
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/benchmarks -q -m "not slow"
