@@ -51,6 +51,15 @@ def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def read_histogram(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """OUT/pos_histogram.json (UPOS counts at word and wordpiece level), or None when the output has none."""
+    try:
+        found = _read_json(join(out_dir, HISTOGRAM_NAME + ".json"), "UPOS histogram")
+    except NotFound:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def write_manifest(out_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
     """Write OUT/manifest.json atomically (it is written last: its presence marks a finished output)."""
     atomic_write_json(Path(out_dir) / MANIFEST_NAME, manifest)

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import io
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from toolbox.atomic import sha256_file
-from shards.manifest import SHARDS_DIR, write_manifest, write_sizes
+from toolbox.atomic import atomic_write_json, sha256_file
+from shards.manifest import HISTOGRAM_NAME, SHARDS_DIR, write_manifest, write_sizes
 from shards.schema import SCHEMA_VERSION, TaggedCaption, encode_sample
-from shards.upos import NOT_A_WORD, UPOS_ID
+from shards.upos import NOT_A_WORD, UPOS_ID, UPOS_NAMES
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 30), "blue": (30, 60, 220), "yellow": (230, 220, 30),
            "white": (245, 245, 245), "purple": (150, 40, 170)}
@@ -73,13 +74,14 @@ def draw(colour: str, shape: str, side: str, size: str, px: int, rng: random.Ran
 
 def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_image: int = 2,
                            shard_sizes: list[int] | None = None, image_px: int = 72, seed: int = 0,
-                           corrupt: int = 0, pairs: bool = False, bad_images: int = 0) -> Path:
+                           corrupt: int = 0, pairs: bool = False, bad_images: int = 0, histogram: bool = False) -> Path:
     """A finished shard directory (manifest, tars, sizes.json) of n_images x captions_per_image samples.
 
     `shard_sizes` splits the samples unevenly (default: one shard); `corrupt` appends that many samples
     with a broken pos.npy to the last shard, and `bad_images` gives that many samples of every shard
     undecodable image bytes (both are skipped and counted by the trainer). With `pairs`, caption c of
-    images 2k and 2k+1 share the minimal-pair label `2k-c`.
+    images 2k and 2k+1 share the minimal-pair label `2k-c`. With `histogram`, pos_histogram.json holds the
+    captions' UPOS counts at word and wordpiece level, as tag-shards writes it.
     """
     import webdataset as wds
 
@@ -87,7 +89,7 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
 
     tokenizer, info = load_tokenizer()
     rng = random.Random(seed)
-    samples = []
+    samples, words_hist, pieces_hist = [], Counter(), Counter()
     for i in range(n_images):
         slots = {"colour": rng.choice(list(COLOURS)), "shape": rng.choice(SHAPES), "side": rng.choice(SIDES),
                  "size": rng.choice(SIZES)}
@@ -96,6 +98,8 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
             template = TEMPLATES[(i + c) % len(TEMPLATES)]
             words = [w.format(**slots) for w, _ in template]
             tagged = tag_caption(words, [u for _, u in template], tokenizer)
+            words_hist.update(u for _, u in template)
+            pieces_hist.update(UPOS_NAMES[p] for p in tagged.pos.tolist() if p != NOT_A_WORD)
             pair = f"{i - i % 2}-{c}" if pairs else None
             samples.append(encode_sample(f"synth-{i:06d}-{c}", tagged, "synthetic", f"img{i:06d}", jpg, pair=pair))
     total = len(samples)
@@ -123,6 +127,8 @@ def write_synthetic_shards(out: str | Path, n_images: int = 200, captions_per_im
         tar = root / SHARDS_DIR / name
         entries.append({"file": name, "samples": len(chunk), "bytes": tar.stat().st_size, "sha256": sha256_file(tar)})
     write_sizes(root / SHARDS_DIR, sizes)
+    if histogram:
+        atomic_write_json(root / f"{HISTOGRAM_NAME}.json", {"word": dict(words_hist), "wordpiece": dict(pieces_hist)})
     write_manifest(root, {
         "schema_version": SCHEMA_VERSION, "tokenizer": info.to_manifest(),
         "tagger": {"name": "synthetic (hand-written UPOS)"}, "shards": entries,

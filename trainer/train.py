@@ -24,6 +24,7 @@ from trainer.engine.engine import Engine, OptimSettings, capped_warmup
 from trainer.masking.loss_weights import LOSS_NAMES
 from trainer.masking.counts import TOTALS, mask_fields, step_counts
 from trainer.masking.spec import MaskSpec
+from trainer.masking.capacity import class_shares
 from trainer.masking.masker import Masker
 from trainer.engine.metrics import MetricsWindow, flops_per_sample, peak_memory_mb, peak_tflops
 from trainer.model.posmask import PosMaskModel, save_pretrained
@@ -98,16 +99,16 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
     torch.manual_seed(cfg.seed + 1000 * rank)  # per-rank randomness (masking, negatives, dropout)
     net = engine.attach(module, find_unused_parameters=not spec.mlm, sync_buffers=False,  # ALBEF queues: per rank
                         after_step=model.clamp_temperature)
+    masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total, class_shares(shards.histograms))
     if info.is_main:  # the run record, with what the settings resolve to for this run's length
         resolved = {"total_steps": total, "steps_per_epoch": spe, "warmup_steps": engine.settings.warmup_steps,
                     "hard_negative_warmup_steps": cfg.hard_negative_steps(total), "vocab_size": tok.vocab_size,
-                    "pad_id": tok.pad_id}
+                    "pad_id": tok.pad_id, "mlm_slot_share": masker.capacity}
         atomic_write_json(run_dir.run_config, {**cfg.to_dict(), "resolved": resolved})
     state = engine.loop_state or fresh_loop_state()
     stats = state["stats"]
     stats.setdefault("epochs", [])  # checkpoints of runs started before the read count
     reads = ReadCount(state.setdefault("reads", fresh_reads()))
-    masker = Masker(spec, tok.mask_id, tok.vocab_size, cfg.mask_probs, device, total)
     image_tokens = (cfg.model.image_size // model.vision.patch_embed.patch_size[0]) ** 2 + 1
     flops = flops_per_sample(model, image_tokens, cfg.model.max_text_len, spec.mlm, masker.capacity)
     peak = peak_tflops(device, cfg.peak_tflops)
@@ -119,8 +120,9 @@ def train(cfg: TrainConfig, info: DistInfo) -> int:
         device_decode=device_decode(cfg.decode, device, cfg.augment),
         pad_to=cfg.model.max_text_len if cfg.compile else None)
     if info.is_main:
-        log.info("mask %s | %d samples, %d steps/epoch x %d ranks x batch %d, %d steps total",
-                 spec.report_label, shards.total, spe, world, cfg.batch_size, total)
+        log.info("mask %s | %d samples, %d steps/epoch x %d ranks x batch %d, %d steps total | MLM slots for %.1f %% "
+                 "of the text positions", spec.report_label, shards.total, spe, world, cfg.batch_size, total,
+                 100 * masker.capacity)
 
     module.train()
     stopped = False

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trainer.config import preset_config
-from trainer.masking.capacity import capacity_share, select_slots, slots
+from trainer.masking.capacity import capacity_share, class_shares, select_slots, slots
 from trainer.masking.masker import IGNORE_INDEX, Masker
 from trainer.masking.spec import parse_mask_spec
 from trainer.model.losses import mlm_loss
@@ -25,6 +25,37 @@ MASK_ID = 103
     (parse_mask_spec("random", 1.0), 1.0)])
 def test_capacity_follows_the_largest_probability(spec, share) -> None:
     assert capacity_share(spec) == pytest.approx(share)
+
+
+SCENES_LIKE = {"wordpiece": {"ADJ": 236, "NOUN": 185, "DET": 140, "PUNCT": 111, "PROPN": 16, "VERB": 39,
+                             "OTHER": 273}}
+
+
+def test_class_shares_sum_the_outputs_and_need_every_histogram() -> None:
+    other = {"wordpiece": {"NOUN": 500, "DET": 500}}
+    shares = class_shares([SCENES_LIKE, other])
+    assert shares is not None and shares["NOUN"] == pytest.approx(685 / 2000) and sum(shares.values()) == pytest.approx(1)
+    assert class_shares([SCENES_LIKE, None]) is None and class_shares([]) is None
+    assert class_shares([{"word": {"NOUN": 3}}]) is None and class_shares([{"wordpiece": {"NOUN": 0}}]) is None
+
+
+@pytest.mark.parametrize(("spec", "share"), [
+    (parse_mask_spec("NOUN"), 1.25 * 0.7 * 0.185 + 0.05),  # a class: its ratio times its share of the wordpieces
+    (parse_mask_spec("NOUN:0.5,DET:0.3"), 1.25 * (0.5 * 0.185 + 0.3 * 0.14) + 0.05),
+    (parse_mask_spec("PROPN", 0.1, fallback="random"), 1.25 * min(0.15, 0.1 * 0.016 + 0.15) + 0.05),
+    (parse_mask_spec(None, 1.0, curriculum="DET>NOUN"), 1.25 * 0.185 + 0.05),  # the largest stage
+    (parse_mask_spec("random"), 0.2375), (parse_mask_spec("random", 0.6), 0.8),  # every word: as without shares
+    (parse_mask_spec("DET", budget=0.15), 0.2375), (parse_mask_spec("none"), 0.0)])
+def test_class_ratios_get_the_slots_their_share_of_the_shards_needs(spec, share) -> None:
+    shares = class_shares([SCENES_LIKE])
+    assert capacity_share(spec, shares) == pytest.approx(share)
+    assert capacity_share(spec, shares) <= capacity_share(spec)  # never more than the ratio alone gives
+
+
+def test_a_class_the_shards_lack_falls_back_to_its_ratio_bound_only_through_the_fallback() -> None:
+    shares = class_shares([{"wordpiece": {"NOUN": 10}}])
+    assert capacity_share(parse_mask_spec("DET"), shares) == pytest.approx(0.05)  # no DET: no slot beyond the spread
+    assert capacity_share(parse_mask_spec("DET", fallback="random"), shares) == pytest.approx(1.25 * 0.15 + 0.05)
 
 
 def test_slots_are_a_multiple_of_8_and_never_more_than_the_positions() -> None:

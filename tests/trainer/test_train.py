@@ -55,6 +55,23 @@ def test_run_writes_everything(uneven_shards: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_mlm_slots_follow_the_shards_histogram(tmp_path: Path) -> None:
+    from synthetic_shards import write_synthetic_shards
+    from trainer.masking.capacity import capacity_share, class_shares
+    from trainer.masking.spec import parse_mask_spec
+
+    shards = write_synthetic_shards(tmp_path / "shards", n_images=48, histogram=True)
+    run = tmp_path / "run"
+    pretrain("--pos", "NOUN", "--ratio", "0.7", "--shards", str(shards), "--run", str(run), "--max-steps", "3", *FAST)
+    share = json.loads((run / "run_config.json").read_text())["resolved"]["mlm_slot_share"]
+    hist = json.loads((shards / "pos_histogram.json").read_text())
+    assert share == pytest.approx(capacity_share(parse_mask_spec("NOUN"), class_shares([hist])))
+    assert share < capacity_share(parse_mask_spec("NOUN")) - 0.4  # 0.925 without the histogram
+    records = read_metrics(run / "metrics.jsonl")
+    assert all(r["mlm_dropped_tokens"] == 0 for r in records) and records[-1]["masked_share"] > 0
+
+
+@pytest.mark.slow
 def test_zero_candidates_counted_and_none(uneven_shards: Path, tmp_path: Path) -> None:
     pretrain("--pos", "INTJ", "--ratio", "1.0", "--shards", str(uneven_shards), "--run", str(tmp_path / "intj"),
              "--max-steps", "2", *FAST)

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from toolbox.errors import UserError
-from shards.manifest import read_manifest, read_output_sizes, shard_urls
+from shards.manifest import read_histogram, read_manifest, read_output_sizes, shard_urls
 from shards.reader import decode_image, tar_samples
 from shards.schema import Sample, decode_array, decode_sample
 from shards.verify import check_shards
@@ -55,6 +55,7 @@ class ShardSet:
     urls: tuple[str, ...]
     sizes: tuple[int, ...]
     entries: tuple[dict[str, Any], ...] = ()  # each tar's manifest entry: file, samples, bytes, sha256
+    histograms: tuple[dict[str, Any] | None, ...] = ()  # each output's pos_histogram.json (None where it has none)
 
     @property
     def total(self) -> int:
@@ -76,7 +77,8 @@ def _open_output(root: str) -> ShardSet:
     sizes = tuple(int(sizes_json.get(e["file"], e.get("samples", 0))) for e in entries)
     if sum(sizes) == 0:
         raise UserError(f"{root}: the shards hold no samples")
-    return ShardSet(root=root, manifest=manifest, urls=tuple(urls), sizes=sizes, entries=entries)
+    return ShardSet(root=root, manifest=manifest, urls=tuple(urls), sizes=sizes, entries=entries,
+                    histograms=(read_histogram(root),))
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +121,8 @@ def open_shards(spec: str | os.PathLike[str]) -> ShardSet:
                             f"({other[diff[0]]!r} vs {first[diff[0]]!r}); re-tag one of them so that they match")
     return ShardSet(root=",".join(p.root for p in parts), manifest=parts[0].manifest,
                     urls=tuple(u for p in parts for u in p.urls), sizes=tuple(n for p in parts for n in p.sizes),
-                    entries=tuple(e for p in parts for e in p.entries))
+                    entries=tuple(e for p in parts for e in p.entries),
+                    histograms=tuple(h for p in parts for h in p.histograms))
 
 
 def check_shard_files(shards: ShardSet, allow_damaged: bool = False, verify: bool = False) -> None:

@@ -14,6 +14,7 @@ a fixed shape for the vocabulary projection.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -131,18 +132,20 @@ class Masker:
     """A MaskSpec bound to a device, a tokenizer and the run's length: `masker(ids, pos, word, step)`.
 
     A curriculum's stage is a function of the step alone (stage k ends at round(ends[k] x total_steps)),
-    so a resumed run masks exactly as the uninterrupted one.
+    so a resumed run masks exactly as the uninterrupted one. `shares`: the classes' shares of the shards'
+    wordpieces (trainer.masking.capacity.class_shares), which size the MLM slots of class-ratio specs.
     """
 
     def __init__(self, spec: MaskSpec, mask_id: int, vocab_size: int, probs: tuple[float, float] = MASK_REPLACEMENT,
-                 device: torch.device | str = "cpu", total_steps: int = 1) -> None:
+                 device: torch.device | str = "cpu", total_steps: int = 1,
+                 shares: Mapping[str, float] | None = None) -> None:
         if not (0 <= probs[0] and 0 <= probs[1] and probs[0] + probs[1] <= 1):
             raise UserError(f"mask replacement probabilities {probs} must be >= 0 and sum to <= 1")
         self.spec, self.mask_id, self.vocab_size, self.probs = spec, mask_id, vocab_size, probs
         self.phases = [(s.table(device), s.budget, FALLBACK_RATIO if s.fallback == RANDOM else 0.0)
                        for s in spec.stages or (spec,)]
         self.bounds = [round(end * total_steps) for end in spec.ends]
-        self.capacity = capacity_share(spec)  # one K for the whole run, curriculum stages included
+        self.capacity = capacity_share(spec, shares)  # one K share for the whole run, curriculum stages included
 
     def stage_at(self, step: int) -> int:
         """The curriculum stage of a step (0 without a curriculum)."""
