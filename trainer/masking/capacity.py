@@ -18,8 +18,8 @@ the stage masks in expectation:
   positions, random 60 % 0.8;
 - classes with ratios: sum over the classes of ratio x the class's share of the shards' wordpieces (from their
   `pos_histogram.json`), plus the fallback's 0.15 when there is one, at most the largest ratio. NOUN at 0.7 on the
-  scenes sample (NOUN 18.5 % of its wordpieces) gets 0.2125 of the positions instead of 0.925. Without a histogram (shards of another producer), the ratio itself
-  stands in for p, which holds for any data.
+  scenes sample (NOUN 18.5 % of its wordpieces) gets 0.2125 of the positions instead of 0.925. Without a histogram
+  (shards of another producer), the ratio itself stands in for p, which holds for any data.
 The share of positions is below the share of wordpieces (padding and special tokens count as positions), and
 1.25 p + 0.05 leaves room for one batch's draws and captions to exceed the mean. On 2,048 COCO val2017 captions,
 batches of 8, 32 and 64 padded to their longest caption masked at most 0.19 (random 15 %), 0.25 (NOUN 0.7) and 0.30
