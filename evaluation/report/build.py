@@ -1,7 +1,8 @@
 """The report folder: tables (Markdown, CSV, LaTeX) with seed spreads and the differences from the reference with
 their intervals and corrected p-values, in the thesis's layout (Tables 4.1–4.5) and for every method, the headline
 differences and their forest plot, how many seeds a difference needs (`seeds_table`), the masking as trained
-(`training_table`), figures (PNG and PDF), and an index page.
+(`training_table`), retrieval by ITC alone before the ITM re-ranking (`itc_table`), figures (PNG and PDF),
+and an index page.
 
 Rows are methods (a run label over its seeds) grouped non-functional (NOUN, VERB, ADJ, ADV, PROPN),
 functional (DET, AUX, PRON, ADP) and baselines (random, none, ALBEF). A task a run was not evaluated on
@@ -25,6 +26,7 @@ from evaluation.report.seeds_table import seeds_table
 from evaluation.report.study_tables import (Family, Method, StudyStats, generic_tables, metric_value, methods_of,
                                             thesis_tables)
 from evaluation.report.tables import DASH, Table, index_section
+from evaluation.report.itc_table import itc_table
 from evaluation.report.training_table import training_table
 from toolbox.atomic import atomic_write_text
 from shards.manifest import HISTOGRAM_NAME
@@ -174,7 +176,7 @@ def report_tables(runs: Sequence[RunInfo], reference: str | None = DEFAULT_REFER
     headline = headline_table(methods, stats)
     seeds = seeds_table(methods, stats, headline, HEADLINE) if headline is not None else None
     tables = (thesis_tables(methods, stats, with_thesis, full_layout) + generic_tables(methods, stats)
-              + [t for t in (headline, seeds, training) if t is not None] + probe)
+              + [t for t in (headline, seeds, training, itc_table(methods)) if t is not None] + probe)
     for table in tables:
         table.footer = data_note(methods, _task_of(table))
     return ReportTables(methods, tables, probe, headline)

@@ -12,7 +12,8 @@ from evaluation.report.tables import to_csv, to_latex, to_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # each committed study with evidence: its folder, whether its report is in the thesis's full layout, the tables rebuilt
-COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1"))]
+COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1")),
+             ("study-rates-tiny", False, ("headline", "retrieval_itc"))]
 
 
 @pytest.mark.parametrize("folder,full,keys", COMMITTED)

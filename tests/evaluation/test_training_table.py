@@ -57,3 +57,22 @@ def test_a_run_that_never_leaves_the_plateau_and_whole_word_counts(tmp_path: Pat
 def test_no_table_without_training_logs(tmp_path: Path) -> None:
     runs = [load_run(_run(tmp_path, "DET-seed1", 42, [{"step": 1, "loss": 2.0}]))]
     assert training_table(methods_of(runs)) is None
+
+
+def test_retrieval_by_itc_alone_beside_the_re_ranked_figures(tmp_path: Path) -> None:
+    from evaluation.report.itc_table import itc_table
+
+    runs = []
+    for seed, (itc_ir, ranked_ir) in enumerate(((60.0, 10.0), (64.0, 20.0))):
+        run = _run(tmp_path, f"DET-seed{seed + 1}", 42 + seed, [_log(10, 0.5, 0.1)])
+        (run / "eval").mkdir()
+        info = load_run(run)
+        info.results["retrieval"] = {"k_rerank": 16, "itc": {"tr_r1": 50.0, "tr_r5": 80.0, "ir_r1": itc_ir,
+                                                             "ir_r5": 90.0}, "metrics": {"tr_r1": 30.0, "ir_r1": ranked_ir}}
+        runs.append(info)
+    table = itc_table(methods_of(runs))
+    assert table is not None and "top 16" in " ".join(table.notes)
+    cells = dict(zip(table.columns, table.rows[0].cells))
+    assert cells["ITC IR R@1"].value == pytest.approx(62.0) and cells["ITC IR R@1"].sd == pytest.approx(2.828427, 1e-5)
+    assert cells["re-ranked IR R@1"].value == pytest.approx(15.0)
+    assert itc_table(methods_of([load_run(_run(tmp_path, "none", 42, []))])) is None  # no retrieval: no table
