@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from evaluation.core.stats import mean_sd
 from evaluation.report.study_tables import Method
 from evaluation.report.tables import Cell, Row, Table
+from evaluation.report.training_table import spread_cell
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (  # (column, result part, metric)
     ("ITC TR R@1", "itc", "tr_r1"), ("ITC TR R@5", "itc", "tr_r5"), ("ITC IR R@1", "itc", "ir_r1"),
@@ -15,9 +15,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (  # (column, result part, metric)
 
 
 def _cell(method: Method, part: str, metric: str) -> Cell:
-    values = [float(v) for v in (run.results.get("retrieval", {}).get(part, {}).get(metric) for run in method.runs)
-              if isinstance(v, (int, float))]
-    return Cell(*mean_sd(values)) if values else Cell()
+    values = (run.results.get("retrieval", {}).get(part, {}).get(metric) for run in method.runs)
+    return spread_cell([float(v) if isinstance(v, (int, float)) else None for v in values])
 
 
 def itc_table(methods: Sequence[Method]) -> Table | None:

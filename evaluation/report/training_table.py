@@ -48,7 +48,8 @@ COLUMNS: list[tuple[str, Callable[[list[dict[str, Any]]], float | None]]] = [
 OPTION_COLUMNS = {"budget cap binds", "words split"}  # shown only when a run used BUDGET / WHOLE_WORD
 
 
-def _cell(values: Sequence[float | None]) -> Cell:
+def spread_cell(values: Sequence[float | None]) -> Cell:
+    """Mean ± sd of the values present; an empty cell when none is."""
     present = [v for v in values if v is not None]
     return Cell(*mean_sd(present)) if present else Cell()
 
@@ -58,7 +59,7 @@ def training_table(methods: Sequence[Method]) -> Table | None:
     rows = []
     for m in methods:
         logs = [list(run.step_records().values()) for run in m.runs]
-        rows.append(Row(m.group, m.label, [_cell([figure(log) for log in logs]) for _, figure in COLUMNS],
+        rows.append(Row(m.group, m.label, [spread_cell([figure(log) for log in logs]) for _, figure in COLUMNS],
                         seeds=len(m.runs)))
     if all(c.value is None for r in rows for c in r.cells):
         return None

@@ -42,7 +42,7 @@ def bench_slots(tensors: tuple[torch.Tensor, ...], batch: int = 32, repeat: int 
     torch.manual_seed(0)
     module = Pretrainer(PosMaskModel(cfg.model, vision_weights="random"), mlm=True).train()
     optimizer = build_optimizer(module, optim_settings(cfg, 1000), torch.device("cpu"))
-    ids, pos, word = (t[:batch] for t in tensors)
+    ids, pos = tensors[0][:batch], tensors[1][:batch]
     shares = class_shares([histogram_of(tensors[1])])
     pixels = torch.randn(batch, 3, cfg.model.image_size, cfg.model.image_size)
     mask, image_ids = (ids != 0).long(), torch.arange(batch)
