@@ -231,6 +231,7 @@ def run_vqa(backbone: nn.Module, train: VQASplit, evals: VQASplit, vocab: list[s
     covered = [bool(soft_targets(train.annotations.get(int(q["question_id"]), {}), index)) for q in train.questions]
     log.info("VQA: %d train / %d %s questions, %d answers (%.1f%% of training questions have one in the list)",
              len(train.questions), len(evals.questions), evals.name, len(vocab), 100 * np.mean(covered or [0]))
+    torch.manual_seed(s.seed)  # the head's init: the process's own RNG starts at a random seed
     model = VQAModel(backbone, len(vocab)).to(info.device)
     identity = {"settings": asdict(s), "backbone": backbone_id, "answers": vocab,
                 "train_questions": [int(q["question_id"]) for q in train.questions]}
