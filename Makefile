@@ -77,8 +77,7 @@ help:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --upgrade pip
-	$(VENV)/bin/pip install -e '.[dev]'
+	$(PYTHON) install_env.py $(VENV) '.[dev]'  # uv with pip's indexes and constraints, else pip
 	touch $@
 
 install: $(STAMP)
