@@ -48,6 +48,7 @@ RUNS        ?= $(filter-out $(VISION_INIT),$(wildcard runs/*))
 # study (OUT, GPUS and TASKS are passed only when given on the command line)
 GRID        ?= thesis
 SEEDS       ?= 1
+SEED_FROM   ?=# a study in parts: seeds number SEED_FROM.. (runs NAME-seedK); merge with make report FROM=A,B
 GPUS_PER_RUN ?= 1
 PARALLEL    ?= 1
 REFERENCE   ?=
@@ -153,7 +154,7 @@ scenes-data: $(STAMP)
 	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT)
 
 study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
-	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \
+	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) $(if $(SEED_FROM),--seed-from $(SEED_FROM)) --parallel $(PARALLEL) \
 		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
 		$(if $(call given,OUT),--out $(OUT)) $(report_flags) $(if $(filter 1 yes true,$(PLAN)),--plan) \

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--runs", nargs="+", help="run directories to compare")
     source.add_argument("--from-items", metavar="EVIDENCE", help="rebuild a report from a study's evidence (its "
-                        "per-item scores and run records: STUDY/evidence, or a committed docs/*/evidence)")
+                        "per-item scores and run records: STUDY/evidence, or a committed docs/*/evidence); "
+                        "comma-separated: the parts of one study, merged")
     parser.add_argument("--out", default="report", help="report folder (default report)")
     parser.add_argument("--title", default="posmask report", help="title of index.md")
     parser.add_argument("--evidence", metavar="DIR", help="also write the runs' evidence there (for --runs)")
@@ -55,14 +56,14 @@ def family_of(args: argparse.Namespace):  # -> evaluation.report.study_tables.Fa
 def run(args: argparse.Namespace) -> int:
     """Load every run's results (or a study's evidence) and write the report."""
     from evaluation.report.build import build_report, read_histograms
-    from evaluation.report.evidence import export_evidence, load_evidence
+    from evaluation.report.evidence import export_evidence, merge_evidence
     from evaluation.core.runs import load_run
     from evaluation.report.study_tables import methods_of
     from trainer.run_dir import EVAL_DIR, METRICS, RunDir
 
     family = family_of(args)
     if args.from_items:
-        runs, histograms = load_evidence(Path(args.from_items))
+        runs, histograms = merge_evidence([Path(f) for f in args.from_items.split(",") if f.strip()])
     else:
         paths = [Path(p) for p in args.runs]
         bad = [str(p) for p in paths if not p.is_dir()]

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--preset", choices=("thesis", "tiny"), help="model and training defaults for every run (default: the grid's)")
     add("--shards", help="tag-shards output(s), comma-separated (e.g. CC3M and COCO); default: the grid's")
     add("--seeds", type=int, default=1, help="seeds per entry (default 1); runs are NAME-seedK when > 1")
+    add("--seed-from", type=int, help="run seeds number K.. of each entry, as NAME-seedK (a study in parts, e.g. one "
+        "seed per session: merge their evidence with `posmask report --from-items A,B,...`)")
     add("--gpus", type=int, default=0, help="GPUs on this node (0: CPU)")
     add("--gpus-per-run", type=int, default=1, help="GPUs (or, with Ray on CPU, CPUs) per run (default 1)")
     add("--parallel", type=int, default=1, help="runs at once on CPU (default 1)")
@@ -51,6 +53,8 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
     for name in ("seeds", "gpus_per_run", "parallel"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
+    if args.seed_from is not None and args.seed_from < 1:
+        raise UserError(f"--seed-from must be >= 1 (got {args.seed_from})")
     if args.gpus < 0 or (args.gpus and args.gpus % args.gpus_per_run):
         raise UserError(f"--gpus {args.gpus} must be a multiple of --gpus-per-run {args.gpus_per_run}")
     if args.max_steps is not None and args.max_steps < 1:
@@ -67,7 +71,7 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
                         "instead: use one or the other")
     stem = grid_path(args.grid).stem
     out = Path(args.out or f"studies/{stem}" + (f"-{args.preset}" if args.preset else ""))
-    return Settings(out=out.resolve(), seeds=args.seeds, preset=args.preset, shards=args.shards,
+    return Settings(out=out.resolve(), seeds=args.seeds, seed_from=args.seed_from, preset=args.preset, shards=args.shards,
                     max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images, gpus=args.gpus,
                     gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
                     with_thesis=args.with_thesis, family=family_of(args), full_layout=args.full_layout or None,

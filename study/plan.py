@@ -22,6 +22,7 @@ class Settings:
 
     out: Path
     seeds: int = 1
+    seed_from: int | None = None  # run seeds number seed_from.. of each entry (a study in parts); None: 1..
     preset: str | None = None
     shards: str | None = None
     max_steps: int | None = None
@@ -81,9 +82,12 @@ def pretrain_options(entry: Entry, settings: Settings) -> dict[str, Any]:
     return {**entry.options, **{k: v for k, v in overrides.items() if v is not None}}
 
 
-def seeds_of(entry: Entry, settings: Settings) -> list[int]:
+def seeds_of(entry: Entry, settings: Settings) -> list[tuple[int, int]]:
+    """(number, seed) of each run of the entry: numbers 1..SEEDS, or SEED_FROM.. for a study in parts, whose runs are
+    then the same as the whole study's runs of those numbers (seed = the entry's seed + number - 1)."""
     base = int(entry.options.get("seed", DEFAULT_SEED))
-    return [base + k for k in range(settings.seeds)]
+    first = settings.seed_from or 1
+    return [(k, base + k - 1) for k in range(first, first + settings.seeds)]
 
 
 def run_config(grid: Grid, entry: Entry, options: dict[str, Any]) -> TrainConfig:
@@ -106,8 +110,8 @@ def plan_jobs(grid: Grid, settings: Settings) -> list[Job]:
     jobs = []
     for entry in grid.entries:
         seeds = seeds_of(entry, settings)
-        for k, seed in enumerate(seeds, start=1):
-            name = entry.name if len(seeds) == 1 else f"{entry.name}-seed{k}"
+        for k, seed in seeds:
+            name = entry.name if len(seeds) == 1 and settings.seed_from is None else f"{entry.name}-seed{k}"
             run_dir = settings.out / "runs" / name
             config = run_config(grid, entry, {**pretrain_options(entry, settings), "seed": seed, "run": str(run_dir)})
             plan = settings.out / PLANS_DIR / f"{name}.json"

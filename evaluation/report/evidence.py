@@ -1,5 +1,6 @@
 """A study's evidence, small enough to keep in git: everything its report reads, so that the report can be rebuilt
-from it byte for byte (`posmask report --from-items EVIDENCE`) without the run folders.
+from it byte for byte (`posmask report --from-items EVIDENCE`) without the run folders; the evidence of a
+study run in parts merges (`--from-items A,B,...`).
 
     EVIDENCE/
       items.parquet   one row per run, metric and item: its id, cluster (image), stratum (VALSE piece) and value
@@ -86,6 +87,26 @@ def load_evidence(folder: Path) -> tuple[list[RunInfo], dict[str, dict]]:
         runs.append(RunInfo(Path(row["path"]), row["name"], record, json.loads(row["results"]),
                             item_source=lambda name=row["name"]: items(name), step_source=lambda s=steps: s))
     return runs, meta.get("histograms", {})
+
+
+def merge_evidence(folders: Sequence[Path]) -> tuple[list[RunInfo], dict[str, dict]]:
+    """The runs and histograms of several evidence folders, e.g. a study run in parts (`posmask study --seed-from`);
+    one UserError line when two hold a run of the same name or different histograms of the same shards."""
+    runs: list[RunInfo] = []
+    histograms: dict[str, dict] = {}
+    where: dict[str, Path] = {}
+    for folder in folders:
+        part_runs, part_histograms = load_evidence(folder)
+        for run in part_runs:
+            if run.name in where:
+                raise UserError(f"--from-items: run {run.name!r} is in both {where[run.name]} and {folder}")
+            where[run.name] = folder
+        for key, histogram in part_histograms.items():
+            if histograms.setdefault(key, histogram) != histogram:
+                raise UserError(f"--from-items {folder}: the POS histogram of {key} differs from an earlier part's "
+                                "(other shards under the same path?)")
+        runs += part_runs
+    return runs, histograms
 
 
 DERIVED = (":original_wins", ":prob_drop")  # probe metrics rebuilt from the original caption's and the foil's

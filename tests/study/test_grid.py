@@ -65,6 +65,20 @@ def test_precedence_and_plan(tmp_path: Path) -> None:
     assert valse.argv[valse.argv.index("--data") + 1] == "v" and "--batch-size" in valse.argv
 
 
+def test_a_study_in_parts_plans_the_same_runs_as_the_whole(tmp_path: Path) -> None:
+    """`--seed-from K`: the runs numbered K.. of each entry, named and seeded as in the whole study."""
+    grid = load_grid(write(tmp_path, GOOD), "thesis")
+    whole = plan_jobs(grid, Settings(out=tmp_path / "s", seeds=3, shards="data/x"))
+    part = plan_jobs(grid, Settings(out=tmp_path / "s", seeds=1, seed_from=3, shards="data/x"))
+    assert [j.name for j in part] == ["DET-0.7-seed3", "albef-seed3"]
+    same = {j.name: j for j in whole}
+    for job in part:
+        assert job.seed == same[job.name].seed and job.config == same[job.name].config
+        assert [s.argv for s in job.steps[1:]] == [s.argv for s in same[job.name].steps[1:]]
+    assert [j.name for j in plan_jobs(grid, Settings(out=tmp_path / "s", seeds=2, seed_from=1, shards="data/x"))] == [
+        "DET-0.7-seed1", "DET-0.7-seed2", "albef-seed1", "albef-seed2"]
+
+
 @pytest.mark.parametrize("change,message", [
     ('max_steps = 5', None),
     ('maxsteps = 5', "unknown key 'maxsteps'"),
