@@ -71,9 +71,9 @@ def settings_from_args(args: argparse.Namespace):  # -> study.plan.Settings
                         "instead: use one or the other")
     stem = grid_path(args.grid).stem
     out = Path(args.out or f"studies/{stem}" + (f"-{args.preset}" if args.preset else ""))
-    return Settings(out=out.resolve(), seeds=args.seeds, seed_from=args.seed_from, preset=args.preset, shards=args.shards,
-                    max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images, gpus=args.gpus,
-                    gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
+    return Settings(out=out.resolve(), seeds=args.seeds, seed_from=args.seed_from, preset=args.preset,
+                    shards=args.shards, max_steps=args.max_steps, tasks=tasks, data=args.data, images=args.images,
+                    gpus=args.gpus, gpus_per_run=args.gpus_per_run, parallel=args.parallel, reference=args.reference,
                     with_thesis=args.with_thesis, family=family_of(args), full_layout=args.full_layout or None,
                     samples_per_s=args.samples_per_s,
                     nnodes=launch.nnodes, node_rank=launch.node_rank,

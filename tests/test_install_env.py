@@ -30,7 +30,8 @@ def test_uv_command_passes_every_index_link_and_constraint() -> None:
     command = install_env.uv_command(Path("/v"), ".[dev]", install_env.pip_settings(LISTING))
     assert command[:4] == ["/v/bin/uv", "pip", "install", "--python"]
     pairs = list(zip(command, command[1:]))
-    assert ("--extra-index-url", "file:///opt/a/simple") in pairs and ("--extra-index-url", "file:///opt/b/simple") in pairs
+    assert ("--extra-index-url", "file:///opt/a/simple") in pairs
+    assert ("--extra-index-url", "file:///opt/b/simple") in pairs
     assert ("--find-links", "/srv/wheels") in pairs and ("--constraint", "/etc/xdg/pip/constraints.txt") in pairs
     assert ("--index-strategy", "unsafe-best-match") in pairs and ("-e", ".[dev]") in pairs
     assert "--compile-bytecode" in command and "--cert" not in command
