@@ -62,3 +62,11 @@ def test_merging_refuses_a_run_in_two_parts(tmp_path: Path) -> None:
     b = export_evidence(runs[1:3], histograms, tmp_path / "b")
     with pytest.raises(UserError, match=f"run {runs[1].name!r} is in both"):
         merge_evidence([a, b])
+
+
+def test_the_committed_part_of_the_extensions_rerun_holds_its_seed_one_runs() -> None:
+    """docs/study-tiny-extensions/parts/seed1: the first part of the 3-seed re-run, every entry's NAME-seed1 run with
+    its evaluations, ready to merge with the later parts."""
+    runs, histograms = load_evidence(DOCS / "study-tiny-extensions" / "parts" / "seed1" / "evidence")
+    assert len(runs) == 11 and all(r.name.endswith("-seed1") for r in runs) and histograms
+    assert all({"retrieval", "valse", "vqa"} <= set(r.results) for r in runs)
