@@ -154,8 +154,8 @@ scenes-data: $(STAMP)
 	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT)
 
 study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
-	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) $(if $(SEED_FROM),--seed-from $(SEED_FROM)) --parallel $(PARALLEL) \
-		--gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
+	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \
+		$(if $(SEED_FROM),--seed-from $(SEED_FROM)) --gpus-per-run $(GPUS_PER_RUN) $(if $(call given,GPUS),--gpus $(GPUS)) $(if $(MAX_STEPS),--max-steps $(MAX_STEPS)) \
 		$(if $(call given,TASKS),--tasks $(TASKS)) $(if $(DATA),--data "$(DATA)") $(if $(IMAGES),--images "$(IMAGES)") \
 		$(if $(call given,OUT),--out $(OUT)) $(report_flags) $(if $(filter 1 yes true,$(PLAN)),--plan) \
 		$(if $(SAMPLES_PER_S),--samples-per-s $(SAMPLES_PER_S)) $(if $(REPORT_TO),--report-to $(REPORT_TO)) $(if $(NNODES),--nnodes $(NNODES)) $(if $(NODE_RANK),--node-rank $(NODE_RANK)) \
