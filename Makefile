@@ -38,6 +38,9 @@ MAX_STEPS   ?=
 REPORT_TO   ?=# tensorboard: TensorBoard events beside each metrics.jsonl (pretrain, the VQA fine-tune of eval, study)
 # the tiny preset's supervised image-encoder start (make vision-init); used by pretrain when it exists
 VISION_INIT ?= runs/vision-tiny
+# the committed start that scenes-data (and so the demo) copies when it was made with today's settings, else it
+# trains one (4-5 min on 2 cores); VISION_REUSE= trains it anyway
+VISION_REUSE ?= scenes/vision-tiny
 VISION      ?= $(if $(filter tiny,$(PRESET)),$(wildcard $(VISION_INIT)/vision.safetensors))
 # eval / report
 TASKS       ?= retrieval,valse,vqa,probe
@@ -151,7 +154,7 @@ scenes-data: $(STAMP)
 	$(POSMASK) tag-shards --format scenes --src data/scenes --out data/shards/scenes --workers $(WORKERS)
 	$(POSMASK) tag-shards --format coco --src data/scenes/eval/captions.json --images data/scenes/eval/images \
 		--out data/shards/scenes-eval --workers $(WORKERS)
-	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT)
+	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT) $(if $(VISION_REUSE),--reuse $(VISION_REUSE))
 
 study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)
 	$(POSMASK) study --grid $(GRID) --preset $(PRESET) --shards $(SHARDS) --seeds $(SEEDS) --parallel $(PARALLEL) \

@@ -7,6 +7,8 @@ README.md it writes into `root` for the layout.
 Modules: `world` (shapes, colours, sizes, places, relations), `grammar` (the captions), `render` (the JPEGs),
 `foils` (VALSE-format foils), `vqa` (VQA v2-format questions), `formats` (COCO and retrieval files), `generate`
 (the whole sample, atomically), `readme` (the README.md it writes) and `cli` (`posmask make-scenes`).
+`vision-tiny/` is not code: the tiny preset's image-encoder start trained on the default sample, committed so
+that `make scenes-data` can copy it instead of training it (see its README.md).
 """
 from __future__ import annotations
 

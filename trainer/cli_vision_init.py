@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="optimiser steps (default 1000, 3-5 min on 2 cores)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--reuse", help="a complete vision init to copy instead of training when its record names "
+                        "the same config, scenes and model (e.g. the committed scenes/vision-tiny); otherwise train")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     config = VisionInitConfig(scenes=str(Path(args.scenes)), steps=args.steps, batch_size=args.batch_size,
                               seed=args.seed)
-    record = ensure_vision_init(config, out)
+    record = ensure_vision_init(config, out, Path(args.reuse) if args.reuse else None)
     held = record["held_out"]
     log.info("vision init: %s (held-out scenes: %.1f %% of labels right, %.1f %% exactly right); "
              "use it with `posmask pretrain --preset tiny --vision-weights %s`", out / WEIGHTS,

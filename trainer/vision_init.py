@@ -10,13 +10,15 @@ word: grounding "circle" in those features is still left to pre-training. Evalua
 Output (written last, so a folder with `vision_init.json` is complete): `vision.safetensors` (the
 timm encoder's state dict) and `vision_init.json` (config, labels, held-out accuracy), beside the run
 engine's `checkpoint.pt` and `metrics.jsonl`. A complete output made with the same config is reused; an
-interrupted one resumes.
+interrupted one resumes. `--reuse DIR` copies a committed output (the repository carries the default one in
+`scenes/vision-tiny/`) instead of training, when its record names the same config, scenes and model.
 """
 from __future__ import annotations
 
 import json
 import logging
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -161,15 +163,40 @@ def train_vision(config: VisionInitConfig, out: Path) -> dict[str, object]:
     return record
 
 
-def ensure_vision_init(config: VisionInitConfig, out: Path) -> dict[str, object]:
-    """Reuse a complete output made with the same config and scenes, else train (UserError if it holds
-    another's: a stale init must not be picked up by mistake)."""
+def ensure_vision_init(config: VisionInitConfig, out: Path, reuse: Path | None = None) -> dict[str, object]:
+    """Reuse a complete output made with the same config and scenes, else copy `reuse` (a committed output)
+    when it was made with the same config, scenes and model, else train. UserError if `out` holds another's:
+    a stale init must not be picked up by mistake."""
+    identity = {"config": asdict(config), "scenes": scenes_identity(Path(config.scenes))}
     record = read_json(out / RECORD)
     if isinstance(record, dict) and (out / WEIGHTS).is_file():
-        identity = {"config": asdict(config), "scenes": scenes_identity(Path(config.scenes))}
         check_same({k: record.get(k) for k in identity}, identity, lambda keys: (
             f"{out} holds a vision init made with other settings ({', '.join(keys)}); choose another --out or "
             "remove it"))
         log.info("vision init already complete in %s", out)
         return record
+    if reuse is not None:
+        copied = _copy_if_same(reuse, out, {**identity, "model": asdict(preset_config("tiny").model)})
+        if copied is not None:
+            return copied
     return train_vision(config, out)
+
+
+def _copy_if_same(source: Path, out: Path, identity: dict[str, object]) -> dict[str, object] | None:
+    """Copy a complete vision init from `source` into `out` (weights first, record last) when its record
+    matches `identity`; None, with the reason logged, when it is absent or was made otherwise."""
+    record = read_json(source / RECORD)
+    if not isinstance(record, dict) or not (source / WEIGHTS).is_file():
+        log.info("no complete vision init in %s to reuse; training one", source)
+        return None
+    differ = sorted(k for k, v in identity.items() if record.get(k) != v)
+    if differ:
+        log.info("the vision init in %s was made with other %s; training one", source, ", ".join(differ))
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS) as tmp:
+        shutil.copyfile(source / WEIGHTS, tmp)
+    record = {**record, "copied_from": str(source)}
+    atomic_write_json(out / RECORD, record)
+    log.info("vision init copied from %s (made with the same config, scenes and model)", source)
+    return record
