@@ -10,7 +10,6 @@ shows `–`. Nothing in it depends on when or how fast it was made, so a re-run 
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from evaluation.report.tables import DASH, Table, index_section
 from evaluation.report.itc_table import itc_table
 from evaluation.report.training_table import training_table
 from toolbox.atomic import atomic_write_text
-from shards.manifest import HISTOGRAM_NAME
+from shards.manifest import read_histogram
+from toolbox.errors import UserError
 from trainer.engine.plots import LOSSES
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,16 @@ def read_histograms(methods: Sequence[Method]) -> Histograms:
     """The POS histogram of each training shards folder the runs name, where it can be read."""
     out: Histograms = {}
     for shards in dict.fromkeys(d.strip() for m in methods for r in m.runs if r.shards for d in r.shards.split(",")):
-        path = Path(shards) / f"{HISTOGRAM_NAME}.json"
         try:
-            out[shards] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            log.warning("no POS histogram at %s (%s)", path, err)
+            found = read_histogram(shards)
+        except UserError as err:
+            found, reason = None, str(err)
+        else:
+            reason = "none written"
+        if found is None:
+            log.warning("no POS histogram for %s (%s)", shards, reason)
+        else:
+            out[shards] = found
     return out
 
 
