@@ -61,6 +61,7 @@ ALPHA       ?=# the tests' level (default 0.05)
 PLAN        ?=# 1: print the study's jobs and their cost, train nothing
 SAMPLES_PER_S ?=# samples/s per GPU for PLAN's projection
 FROM        ?=# make report FROM=STUDY/evidence: rebuild a report from a study's evidence
+EVIDENCE    ?=# make report EVIDENCE=DIR: also write the runs' (or the merged parts') evidence there
 given        = $(filter command line environment,$(origin $(1)))
 # probe-scst (issue 14): RUN may name several runs, each gets its SCST captioner; SCORERS only score
 REWARD      ?= itm
@@ -135,7 +136,7 @@ report_flags = $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS)
 
 report: $(STAMP)
 	$(POSMASK) report $(if $(FROM),--from-items $(FROM),--runs $(RUNS)) --out $(if $(call given,OUT),$(OUT),report) \
-		$(report_flags)
+		$(if $(EVIDENCE),--evidence $(EVIDENCE)) $(report_flags)
 
 probe-scst: $(STAMP)
 	$(if $(RUN),,$(error make probe-scst needs RUN=runs/NAME (one or more runs)))

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "comma-separated: the parts of one study, merged")
     parser.add_argument("--out", default="report", help="report folder (default report)")
     parser.add_argument("--title", default="posmask report", help="title of index.md")
-    parser.add_argument("--evidence", metavar="DIR", help="also write the runs' evidence there (for --runs)")
+    parser.add_argument("--evidence", metavar="DIR", help="also write the runs' evidence there (with --from-items "
+                        "of several parts: the merged evidence of the whole study)")
     add_report_options(parser)
 
 
@@ -77,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
             if not r.results:
                 log.warning("%s has no evaluation results yet", r.path)
         histograms = read_histograms(methods_of(runs))
-        if args.evidence:
-            export_evidence(runs, histograms, Path(args.evidence))
+    if args.evidence:
+        export_evidence(runs, histograms, Path(args.evidence))
     index = build_report(runs, Path(args.out), args.title, reference=args.reference, with_thesis=args.with_thesis,
                          family=family, full_layout=args.full_layout, histograms=histograms)
     print(f"report: {index}")
