@@ -14,7 +14,8 @@ from toolbox.errors import UserError
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # each committed study with evidence: its folder, whether its report is in the thesis's full layout, the tables rebuilt
 COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1")),
-             ("study-rates-tiny", False, ("headline", "retrieval_itc"))]
+             ("study-rates-tiny", False, ("headline", "retrieval_itc")),
+             ("study-tiny-extensions", False, ("headline", "seeds_needed"))]
 
 
 @pytest.mark.parametrize("folder,full,keys", COMMITTED)
@@ -62,11 +63,3 @@ def test_merging_refuses_a_run_in_two_parts(tmp_path: Path) -> None:
     b = export_evidence(runs[1:3], histograms, tmp_path / "b")
     with pytest.raises(UserError, match=f"run {runs[1].name!r} is in both"):
         merge_evidence([a, b])
-
-
-def test_the_committed_part_of_the_extensions_rerun_holds_its_seed_one_runs() -> None:
-    """docs/study-tiny-extensions/parts/seed1: the first part of the 3-seed re-run, every entry's NAME-seed1 run with
-    its evaluations, ready to merge with the later parts."""
-    runs, histograms = load_evidence(DOCS / "study-tiny-extensions" / "parts" / "seed1" / "evidence")
-    assert len(runs) == 11 and all(r.name.endswith("-seed1") for r in runs) and histograms
-    assert all({"retrieval", "valse", "vqa"} <= set(r.results) for r in runs)
