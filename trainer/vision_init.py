@@ -30,7 +30,7 @@ from torch import nn
 from toolbox.atomic import atomic_path, atomic_write_json
 from toolbox.errors import Interrupted, UserError
 from toolbox.devices import pick_device
-from toolbox.stage import check_same, read_json
+from toolbox.stage import check_same, differences, read_json
 from trainer.config import preset_config
 from trainer.engine.distributed import DistInfo
 from trainer.engine.engine import Engine, OptimSettings
@@ -168,8 +168,8 @@ def ensure_vision_init(config: VisionInitConfig, out: Path, reuse: Path | None =
     when it was made with the same config, scenes and model, else train. UserError if `out` holds another's:
     a stale init must not be picked up by mistake."""
     identity = {"config": asdict(config), "scenes": scenes_identity(Path(config.scenes))}
-    record = read_json(out / RECORD)
-    if isinstance(record, dict) and (out / WEIGHTS).is_file():
+    record = _complete_record(out)
+    if record is not None:
         check_same({k: record.get(k) for k in identity}, identity, lambda keys: (
             f"{out} holds a vision init made with other settings ({', '.join(keys)}); choose another --out or "
             "remove it"))
@@ -185,11 +185,11 @@ def ensure_vision_init(config: VisionInitConfig, out: Path, reuse: Path | None =
 def _copy_if_same(source: Path, out: Path, identity: dict[str, object]) -> dict[str, object] | None:
     """Copy a complete vision init from `source` into `out` (weights first, record last) when its record
     matches `identity`; None, with the reason logged, when it is absent or was made otherwise."""
-    record = read_json(source / RECORD)
-    if not isinstance(record, dict) or not (source / WEIGHTS).is_file():
+    record = _complete_record(source)
+    if record is None:
         log.info("no complete vision init in %s to reuse; training one", source)
         return None
-    differ = sorted(k for k, v in identity.items() if record.get(k) != v)
+    differ = differences({k: record.get(k) for k in identity}, identity)
     if differ:
         log.info("the vision init in %s was made with other %s; training one", source, ", ".join(differ))
         return None
@@ -200,3 +200,9 @@ def _copy_if_same(source: Path, out: Path, identity: dict[str, object]) -> dict[
     atomic_write_json(out / RECORD, record)
     log.info("vision init copied from %s (made with the same config, scenes and model)", source)
     return record
+
+
+def _complete_record(folder: Path) -> dict[str, object] | None:
+    """The record of a complete vision init in `folder` (record and weights both there), else None."""
+    record = read_json(folder / RECORD)
+    return record if isinstance(record, dict) and (folder / WEIGHTS).is_file() else None
