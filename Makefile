@@ -6,6 +6,9 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 POSMASK     := $(VENV)/bin/posmask
 STAMP       := $(VENV)/.installed
+# byte-code is compiled on first import and cached in .venv (install_env.py skips compiling all ~19,900 modules);
+# with the cache turned off, every process would compile all its imports again (docs/demo.md)
+unexport PYTHONDONTWRITEBYTECODE
 
 # tag-shards
 FORMAT      ?= scenes
@@ -153,8 +156,9 @@ vizer: $(STAMP)
 scenes-data: $(STAMP)
 	$(POSMASK) make-scenes --out data/scenes
 	$(POSMASK) tag-shards --format scenes --src data/scenes --out data/shards/scenes --workers $(WORKERS)
+	# the 1,000 evaluation captions make one shard: one worker, tagged in this process (no Ray cluster to start)
 	$(POSMASK) tag-shards --format coco --src data/scenes/eval/captions.json --images data/scenes/eval/images \
-		--out data/shards/scenes-eval --workers $(WORKERS)
+		--out data/shards/scenes-eval --workers 1
 	$(POSMASK) vision-init --scenes data/scenes --out $(VISION_INIT) $(if $(VISION_REUSE),--reuse $(VISION_REUSE))
 
 study: $(STAMP) $(if $(filter data/shards/scenes,$(SHARDS)),scenes-data)

@@ -34,7 +34,7 @@ def test_uv_command_passes_every_index_link_and_constraint() -> None:
     assert ("--extra-index-url", "file:///opt/b/simple") in pairs
     assert ("--find-links", "/srv/wheels") in pairs and ("--constraint", "/etc/xdg/pip/constraints.txt") in pairs
     assert ("--index-strategy", "unsafe-best-match") in pairs and ("-e", ".[dev]") in pairs
-    assert "--compile-bytecode" in command and "--cert" not in command
+    assert "--compile-bytecode" not in command and "--cert" not in command  # byte-code: compiled on first import
 
 
 def test_an_empty_configuration_gives_plain_uv() -> None:
