@@ -85,3 +85,9 @@ def tiny_eval(tmp_path_factory) -> Path:
     (root / "tags").mkdir()
     pq.write_table(pa.Table.from_pylist(rows), root / "tags" / "captions.parquet")
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort), so that under `make test`'s xdist workers the modules holding them start
+    at once and the short ones fill in at the end, rather than one long test running alone at the tail."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
