@@ -88,6 +88,6 @@ def tiny_eval(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first (a stable sort), so that under `make test`'s xdist workers the modules holding them start
-    at once and the short ones fill in at the end, rather than one long test running alone at the tail."""
+    """Slow tests first (a stable sort): under `make test`'s xdist workers the modules holding them are handed out
+    before the rest, and the short modules fill in at the end (docs/demo.md, "The tests")."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
