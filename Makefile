@@ -91,9 +91,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # the full suite (what CI runs) in TEST_WORKERS pytest-xdist processes, a test module per process at a time
-# (its module fixtures built once); tests/conftest.py starts the modules with slow tests first. On 2 cores from a
-# fresh clone: 22 min 51 s in one process, 15 min 17 s in two (docs/demo.md, "The tests"). test-fast leaves out
-# the tests marked slow (training, torchrun, Ray, studies). Both fail when pytest collects nothing (exit status 5).
+# (its module fixtures built once); tests/conftest.py hands out the modules with slow tests first. Timings:
+# docs/demo.md, "The tests". test-fast leaves out the tests marked slow (training, torchrun, Ray, studies). Both fail
+# when pytest collects nothing (its exit status 5).
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/benchmarks -q --durations=30 -n $(TEST_WORKERS) --dist loadscope
