@@ -59,6 +59,7 @@ GPUS_PER_RUN ?= 1
 PARALLEL    ?= 1
 REFERENCE   ?=
 WITH_THESIS ?=
+FULL_LAYOUT ?=# 1: every row of the thesis's Tables 4.1-4.5 (a study of the thesis grid does it by itself)
 ADJUST      ?=# each table's correction: holm (default) | bh | none
 ALPHA       ?=# the tests' level (default 0.05)
 PLAN        ?=# 1: print the study's jobs and their cost, train nothing
@@ -81,7 +82,7 @@ VIZER_ARGS  ?=
 .PHONY: install demo test test-fast bench gpu-prepare gpu-rehearse tag-shards make-scenes vision-init scenes-data pretrain eval report study probe-scst vizer clean help
 
 help:
-	@echo "make demo | test | test-fast | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=2 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR] [LORA_TARGETS=text|all]"
+	@echo "make demo | test | test-fast | bench | make-scenes | tag-shards | vision-init | pretrain POS=DET RATIO=0.7 | eval RUN=runs/NAME | report RUNS='runs/a runs/b' | study GRID=thesis PRESET=tiny SEEDS=3 | probe-scst RUN=runs/NAME [REWARD=itm|itc] | vizer RUN=runs/NAME [VARIANT=gt|g] [WIDTH=256] [MAP_SAMPLES=40000] [UNLABELED=DIR] [LORA_TARGETS=text|all]"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -137,7 +138,7 @@ eval: $(STAMP)
 	$(POSMASK) eval --run $(RUN) --tasks $(TASKS) $(if $(DATA),--data $(DATA)) $(if $(IMAGES),--images $(IMAGES)) \
 		$(if $(REPORT_TO),--report-to $(REPORT_TO)) $(EVAL_ARGS)
 
-report_flags = $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) \
+report_flags = $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(WITH_THESIS),--with-thesis) $(if $(FULL_LAYOUT),--full-layout) \
 	$(if $(ADJUST),--adjust $(ADJUST)) $(if $(ALPHA),--alpha $(ALPHA))
 
 report: $(STAMP)

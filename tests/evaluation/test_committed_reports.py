@@ -16,7 +16,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 # (one stays in `make test-fast`; the bigger studies' rebuilds take several seconds each, so they run in `make test`)
 COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1")),
              pytest.param("study-rates-tiny", False, ("headline", "retrieval_itc"), marks=pytest.mark.slow),
-             pytest.param("study-tiny-extensions", False, ("headline", "seeds_needed"), marks=pytest.mark.slow)]
+             pytest.param("study-tiny-extensions", False, ("headline", "seeds_needed"), marks=pytest.mark.slow),
+             pytest.param("study-tiny", True, ("table_4_1", "valse", "probe_pos_swap"), marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("folder,full,keys", COMMITTED)
