@@ -17,7 +17,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1")),
              pytest.param("study-rates-tiny", False, ("headline", "retrieval_itc"), marks=pytest.mark.slow),
              pytest.param("study-tiny-extensions", False, ("headline", "seeds_needed"), marks=pytest.mark.slow),
-             pytest.param("study-tiny", True, ("table_4_1", "valse", "probe_pos_swap"), marks=pytest.mark.slow)]
+             pytest.param("study-tiny", True, ("table_4_1", "valse", "probe_pos_swap"), marks=pytest.mark.slow),
+             ("probe-tiny", False, ("probe_pos_swap", "probe_visual"))]
 
 
 @pytest.mark.parametrize("folder,full,keys", COMMITTED)
