@@ -13,7 +13,8 @@ from toolbox.errors import UserError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # each committed study with evidence: its folder, whether its report is in the thesis's full layout, the tables rebuilt
-# (one stays in `make test-fast`; the bigger studies' rebuilds take several seconds each, so they run in `make test`)
+# (the two small ones stay in `make test-fast`; the bigger studies' rebuilds take several seconds each, so they run in
+# `make test`)
 COMMITTED = [("study-demo-3seeds", False, ("headline", "table_4_1")),
              pytest.param("study-rates-tiny", False, ("headline", "retrieval_itc"), marks=pytest.mark.slow),
              pytest.param("study-tiny-extensions", False, ("headline", "seeds_needed"), marks=pytest.mark.slow),
